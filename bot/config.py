@@ -1,0 +1,267 @@
+"""Configuration from environment variables and `.env`, validated once at start-up.
+
+Every problem is collected and reported at once, each naming the variable an operator has to fix.
+Real environment variables win over `.env`; an empty value counts as unset (a `KEY=` line in `.env`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+SERVER_PREFIX = "PORACLE_SERVER_"
+_SERVER_VAR = re.compile(r"^PORACLE_SERVER_(\d+)_([A-Z0-9_]+)$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
+DEFAULT_RESTART_CMD = "pm2 restart all"
+ALL = "all"
+
+
+class ConfigError(Exception):
+    """One or more configuration problems, each a line that starts with the variable's name."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class HostKeyPolicy(StrEnum):
+    STRICT = "strict"
+    ACCEPT_NEW = "accept-new"
+    OFF = "off"
+
+
+def _check_host(value: str) -> str:
+    host = value.strip()
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise ValueError("must be a host name, an IPv4 or an IPv6 address") from None
+    return host
+
+
+def _check_url(value: str) -> str:
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://192.0.2.10:3030")
+    try:
+        parts.port  # noqa: B018 - urlsplit only validates the port when asked for it
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def _check_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must start with /")
+    return value
+
+
+def _check_id_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class ServerConfig(BaseModel):
+    """One PoracleJS server: where to check it and how to restart it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    host: Annotated[str, AfterValidator(_check_host)]
+    api: Annotated[str, AfterValidator(_check_url)]
+    health_path: Annotated[str, AfterValidator(_check_path)] = "/health"
+    ssh_user: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")] = "root"
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
+    ssh_key_path: Path
+    restart_cmd: Annotated[str, Field(min_length=1)] = DEFAULT_RESTART_CMD
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_reserved(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == ALL:
+            raise ValueError(f"'{ALL}' is reserved (it means every server)")
+        return value
+
+    @property
+    def health_url(self) -> str:
+        return self.api + self.health_path
+
+    @property
+    def ssh_target(self) -> str:
+        return f"{self.ssh_user}@{self.host}:{self.ssh_port}"
+
+
+class Settings(BaseModel):
+    """The whole validated configuration. Field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    discord_guild_id: PositiveInt | None = Field(None, alias="DISCORD_GUILD_ID")
+    discord_admin_role_ids: frozenset[PositiveInt] = Field(frozenset(), alias="DISCORD_ADMIN_ROLE_IDS")
+    discord_alert_channel_id: PositiveInt | None = Field(None, alias="DISCORD_ALERT_CHANNEL_ID")
+    ssh_key_path: Path = Field(Path("/app/ssh_key"), alias="PORACLE_SSH_KEY_PATH")
+    ssh_known_hosts: Path = Field(Path("/app/data/known_hosts"), alias="PORACLE_SSH_KNOWN_HOSTS")
+    ssh_host_key_policy: HostKeyPolicy = Field(HostKeyPolicy.ACCEPT_NEW, alias="PORACLE_SSH_HOST_KEY_POLICY")
+    ssh_timeout: PositiveFloat = Field(30.0, alias="PORACLE_SSH_TIMEOUT")
+    ssh_connect_timeout: PositiveFloat = Field(10.0, alias="PORACLE_SSH_CONNECT_TIMEOUT")
+    health_timeout: PositiveFloat = Field(5.0, alias="PORACLE_HEALTH_TIMEOUT")
+    health_interval: PositiveFloat = Field(60.0, alias="PORACLE_HEALTH_INTERVAL")
+    down_after: PositiveInt = Field(2, alias="PORACLE_DOWN_AFTER")
+    up_after: PositiveInt = Field(1, alias="PORACLE_UP_AFTER")
+    data_dir: Path = Field(Path("/app/data"), alias="PORACLE_DATA_DIR")
+    servers: tuple[ServerConfig, ...] = ()
+
+    _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
+
+    def server(self, name: str) -> ServerConfig | None:
+        """The server called `name`, ignoring case."""
+        wanted = name.strip().casefold()
+        return next((s for s in self.servers if s.name.casefold() == wanted), None)
+
+    def variables(self) -> list[tuple[str, str]]:
+        """The effective configuration as (variable, value) pairs, secrets masked."""
+        shown: list[tuple[str, str]] = []
+        for name, field in type(self).model_fields.items():
+            if field.alias is None:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                text = "******** (set)"
+            elif isinstance(value, frozenset):
+                text = ",".join(str(item) for item in sorted(value))
+            else:
+                text = "" if value is None else str(value)
+            shown.append((field.alias, text or "(unset)"))
+        for server in self.servers:
+            for suffix, name in _SERVER_FIELDS.items():
+                shown.append((f"{SERVER_PREFIX}{server.index}_{suffix}", str(getattr(server, name))))
+        return shown
+
+    def require_discord(self) -> None:
+        """`run` needs what the other commands do not: a token and at least one admin role."""
+        problems = []
+        if self.discord_token is None:
+            problems.append("DISCORD_TOKEN: required to run the bot (the bot token from the Discord developer portal)")
+        if not self.discord_admin_role_ids:
+            problems.append(
+                "DISCORD_ADMIN_ROLE_IDS: required to run the bot (comma-separated ids of the roles allowed to use it)"
+            )
+        if problems:
+            raise ConfigError(problems)
+
+
+_SERVER_FIELDS = {
+    "NAME": "name",
+    "HOST": "host",
+    "API": "api",
+    "HEALTH_PATH": "health_path",
+    "SSH_USER": "ssh_user",
+    "SSH_PORT": "ssh_port",
+    "SSH_KEY_PATH": "ssh_key_path",
+    "RESTART_CMD": "restart_cmd",
+}
+_SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.items() if field.alias}
+
+
+def read_environment(env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`.env` values overlaid by the real environment; empty values dropped."""
+    merged: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return {key: value.strip() for key, value in merged.items() if value.strip()}
+
+
+def _describe(error: Any, variable: str) -> str:
+    message = "required" if error["type"] == "missing" else str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    shown = f" (got {value!r})" if isinstance(value, str) and error["type"] != "missing" else ""
+    return f"{variable}: {message}{shown}"
+
+
+def _server_blocks(env: Mapping[str, str], problems: list[str]) -> dict[int, dict[str, str]]:
+    blocks: dict[int, dict[str, str]] = {}
+    for key, value in env.items():
+        if not key.startswith(SERVER_PREFIX):
+            continue
+        match = _SERVER_VAR.match(key)
+        if match is None or match.group(1).startswith("0"):
+            problems.append(f"{key}: not a server variable; use PORACLE_SERVER_<N>_<FIELD> with N = 1, 2, 3, ...")
+            continue
+        number, field = int(match.group(1)), match.group(2)
+        if field not in _SERVER_FIELDS:
+            known = ", ".join(_SERVER_FIELDS)
+            problems.append(f"{key}: unknown server setting {field!r} (known: {known})")
+            continue
+        blocks.setdefault(number, {})[_SERVER_FIELDS[field]] = value
+    return blocks
+
+
+def _load_servers(env: Mapping[str, str], default_key: Path, problems: list[str]) -> list[ServerConfig]:
+    servers: list[ServerConfig] = []
+    for number, fields in sorted(_server_blocks(env, problems).items()):
+        data: dict[str, Any] = {"index": number, "name": f"Server {number}", "ssh_key_path": default_key} | fields
+        try:
+            servers.append(ServerConfig.model_validate(data))
+        except ValidationError as exc:
+            inverse = {v: k for k, v in _SERVER_FIELDS.items()}
+            for error in exc.errors():
+                field = inverse.get(str(error["loc"][0]), str(error["loc"][0]).upper())
+                problems.append(_describe(error, f"{SERVER_PREFIX}{number}_{field}"))
+
+    seen: dict[str, ServerConfig] = {}
+    for server in servers:
+        other = seen.setdefault(server.name.casefold(), server)
+        if other is not server:
+            problems.append(
+                f"{SERVER_PREFIX}{server.index}_NAME: {server.name!r} is already the name of server {other.index}"
+                " (names must be unique, ignoring case)"
+            )
+    if not servers and not problems:
+        problems.append(
+            f"{SERVER_PREFIX}1_HOST: no servers configured; set PORACLE_SERVER_1_HOST and PORACLE_SERVER_1_API"
+        )
+    return servers
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate everything in `env` (see `read_environment`); raise ConfigError listing every problem."""
+    problems: list[str] = []
+    try:
+        settings = Settings.model_validate({k: v for k, v in env.items() if k in _SETTINGS_ALIASES})
+    except ValidationError as exc:
+        problems.extend(_describe(error, str(error["loc"][0])) for error in exc.errors())
+        settings = Settings.model_validate({})
+    default_key = Path(env.get("PORACLE_SSH_KEY_PATH", str(settings.ssh_key_path)))
+    servers = _load_servers(env, default_key, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings.model_copy(update={"servers": tuple(servers)})

@@ -1,0 +1,62 @@
+"""The known_hosts file the bot trusts, and the SSH host key policy that uses it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncssh
+
+from bot.config import HostKeyPolicy
+
+log = logging.getLogger(__name__)
+
+
+def host_pattern(host: str, port: int) -> str:
+    """The known_hosts spelling of a host, as OpenSSH writes it."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def fingerprint(key: asyncssh.SSHKey) -> str:
+    return key.get_fingerprint("sha256")
+
+
+class KnownHosts:
+    """An OpenSSH known_hosts file, read afresh for every connection so edits by hand take effect."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> asyncssh.SSHKnownHosts:
+        # An empty value would make asyncssh fall back to ~/.ssh/known_hosts: always pass a parsed object.
+        text = self.path.read_text() if self.path.is_file() else ""
+        return asyncssh.import_known_hosts(text)
+
+    def keys_for(self, host: str, port: int) -> list[asyncssh.SSHKey]:
+        trusted, *_ = asyncssh.match_known_hosts(self.load(), host, "", port if port != 22 else None)
+        return list(trusted)
+
+    def pin(self, host: str, port: int, key: asyncssh.SSHKey) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = f"{host_pattern(host, port)} {key.export_public_key().decode().strip()}\n"
+        with self.path.open("a") as file:
+            file.write(line)
+        log.info("Pinned host key of %s: %s", host_pattern(host, port), fingerprint(key))
+
+
+class HostKeyChecker(asyncssh.SSHClient):
+    """asyncssh calls this only for a key that known_hosts does not already trust."""
+
+    def __init__(self, known_hosts: KnownHosts, policy: HostKeyPolicy, host: str, port: int) -> None:
+        self._known_hosts = known_hosts
+        self._policy = policy
+        self._host = host
+        self._port = port
+        self.offered_key: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        self.offered_key = key
+        if self._policy is HostKeyPolicy.ACCEPT_NEW and not self._known_hosts.keys_for(self._host, self._port):
+            self._known_hosts.pin(self._host, self._port, key)
+            return True
+        return False

@@ -1,0 +1,38 @@
+"""Making remote command output fit to show a person: no terminal codes, the tail kept, bounded size."""
+
+from __future__ import annotations
+
+import re
+
+# CSI sequences (colours, cursor moves), OSC sequences (window titles, links) and lone two-byte escapes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+OUTPUT_LIMIT = 900
+_CUT_MARK = "…\n"
+
+
+def clean_output(raw: str, limit: int = OUTPUT_LIMIT) -> str:
+    """Strip terminal codes and keep the last `limit` characters (the end is where errors show)."""
+    text = _ANSI.sub("", raw).replace("\r\n", "\n")
+    # A bare carriage return redraws the line (progress bars): what the terminal would show is the last part.
+    text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    text = _CONTROL.sub("", text)
+    text = "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip("\n")
+    if len(text) > limit:
+        text = _CUT_MARK + text[-(limit - len(_CUT_MARK)) :]
+    return text
+
+
+class OutputTail:
+    """Keeps only the last `keep` characters of a stream, so a chatty command cannot eat memory."""
+
+    def __init__(self, keep: int = 16 * 1024) -> None:
+        self._keep = keep
+        self._text = ""
+
+    def feed(self, chunk: str) -> None:
+        self._text = (self._text + chunk)[-self._keep :]
+
+    @property
+    def text(self) -> str:
+        return self._text
