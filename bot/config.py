@@ -193,11 +193,13 @@ _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.
 
 def read_environment(env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """`.env` values overlaid by the real environment; empty values dropped."""
+    dotenv: Mapping[str, str | None] = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
     merged: dict[str, str] = {}
-    if env_file is not None and env_file.is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-    return {key: value.strip() for key, value in merged.items() if value.strip()}
+    # Empty values are dropped from each source before merging: an empty real variable (docker compose's
+    # `KEY: ${KEY}` when the host has none) is unset, so it must not hide the value set in `.env`.
+    for source in (dotenv, os.environ if environ is None else environ):
+        merged.update({key: value.strip() for key, value in source.items() if value is not None and value.strip()})
+    return merged
 
 
 def _describe(error: Any, variable: str) -> str:

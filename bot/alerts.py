@@ -1,0 +1,116 @@
+"""The alert channel, and the background task that posts outage and recovery alerts there."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands, tasks
+from discord.utils import MISSING
+
+from bot.embeds import duration, outage_embed, recovery_embed
+from bot.monitor import Event, Outage
+from bot.views import RestartButton
+
+if TYPE_CHECKING:
+    from bot.client import PoracleBot
+
+log = logging.getLogger(__name__)
+
+
+class AlertChannel:
+    """Posts to DISCORD_ALERT_CHANNEL_ID. A failure is logged and reported, never raised."""
+
+    def __init__(self, bot: PoracleBot, channel_id: int | None) -> None:
+        self.bot = bot
+        self.channel_id = channel_id
+
+    @property
+    def enabled(self) -> bool:
+        return self.channel_id is not None
+
+    async def send(
+        self, *, content: str | None = None, embed: discord.Embed | None = None, view: discord.ui.View | None = None
+    ) -> bool:
+        """True when the message was posted."""
+        if self.channel_id is None:
+            return False
+        try:
+            channel = self.bot.get_channel(self.channel_id) or await self.bot.fetch_channel(self.channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                log.error("DISCORD_ALERT_CHANNEL_ID %s is not a channel the bot can post in", self.channel_id)
+                return False
+            await channel.send(
+                content=content,
+                embed=embed if embed is not None else MISSING,
+                view=view if view is not None else MISSING,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            return True
+        except discord.Forbidden:
+            log.error(
+                "Cannot post in alert channel %s: the bot needs View Channel, Send Messages and Embed Links there",
+                self.channel_id,
+            )
+        except discord.NotFound:
+            log.error("Alert channel %s does not exist: check DISCORD_ALERT_CHANNEL_ID", self.channel_id)
+        except discord.HTTPException as exc:
+            log.error("Posting in alert channel %s failed: %s %s", self.channel_id, exc.status, exc.text)
+        return False
+
+
+class Alerts(commands.Cog):
+    """Checks every server each PORACLE_HEALTH_INTERVAL seconds and announces changes of state."""
+
+    def __init__(self, bot: PoracleBot) -> None:
+        self.bot = bot
+        self.rounds.change_interval(seconds=bot.settings.health_interval)
+
+    async def cog_load(self) -> None:
+        if not self.bot.alerts.enabled:
+            log.warning("DISCORD_ALERT_CHANNEL_ID is not set: outages are logged but not posted")
+        self.rounds.start()
+
+    async def cog_unload(self) -> None:
+        self.rounds.cancel()
+
+    @tasks.loop(seconds=60)
+    async def rounds(self) -> None:
+        try:
+            await self.run_round()
+        except Exception:  # one bad round must never stop the monitor
+            log.exception("Monitor round failed; trying again in %g s", self.bot.settings.health_interval)
+
+    @rounds.before_loop
+    async def _before_first_round(self) -> None:
+        await self.bot.wait_until_ready()
+
+    async def run_round(self) -> None:
+        results = await self.bot.service.check_all()
+        for event in self.bot.monitor.observe(results):
+            if isinstance(event, Outage):
+                log.warning("Outage: %s offline since %s (%s)", event.server, event.since.isoformat(), event.reason)
+            else:
+                log.info("Recovery: %s online again after %s", event.server, duration(event.downtime))
+        await self.deliver_pending()
+
+    async def deliver_pending(self) -> None:
+        """Post undelivered alerts in order; stop at the first failure and try again next round."""
+        monitor = self.bot.monitor
+        for event in list(monitor.pending):
+            if self.bot.alerts.enabled:
+                embed, view = self._message(event)
+                if not await self.bot.alerts.send(embed=embed, view=view):
+                    return
+            monitor.delivered(event)
+
+    def _message(self, event: Event) -> tuple[discord.Embed, discord.ui.View | None]:
+        if not isinstance(event, Outage):
+            return recovery_embed(event), None
+        server = self.bot.settings.server(event.server)
+        if server is None:
+            return outage_embed(event), None
+        view = discord.ui.View(timeout=None)
+        view.add_item(RestartButton(server.index))
+        return outage_embed(event), view

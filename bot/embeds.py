@@ -1,0 +1,173 @@
+"""Pure functions from results to `discord.Embed`: no I/O, so every message can be tested on its own.
+
+Discord's limits shape them: 25 fields, 256-character field names, 1024-character field values,
+4096-character descriptions and 6000 characters per embed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import discord
+from discord.utils import format_dt
+
+from bot.config import ServerConfig
+from bot.health import HealthResult
+from bot.monitor import Outage, Recovery
+from bot.service import RestartResult
+
+GREEN = discord.Colour.green()
+ORANGE = discord.Colour.orange()
+RED = discord.Colour.red()
+GREY = discord.Colour.light_grey()
+BLURPLE = discord.Colour.blurple()
+
+ONLINE = "🟢"
+OFFLINE = "🔴"
+MAX_FIELDS = 25
+DESCRIPTION_LIMIT = 4096
+EMBED_LIMIT = 6000
+FIELD_LIMIT = 1024
+
+
+def duration(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    text = " ".join(part for part in parts if part)
+    return text if days or hours else f"{text} {seconds} s".strip()
+
+
+def code_block(text: str, limit: int = FIELD_LIMIT) -> str:
+    """Remote output as a code block: cannot break out of it, and never longer than `limit`."""
+    text = text.replace("```", "`\u200b``")
+    room = limit - len("```\n\n```")
+    if len(text) > room:
+        text = "…" + text[-(room - 1) :]
+    return f"```\n{text}\n```"
+
+
+def _status_line(result: HealthResult, down_since: datetime | None) -> str:
+    if result.online:
+        return f"{ONLINE} **online** · HTTP {result.status} · {result.latency_ms:.0f} ms"
+    since = down_since or result.checked_at
+    return f"{OFFLINE} **offline** · {result.reason} · down since {format_dt(since, 'R')}"
+
+
+def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
+    online = sum(result.online for result in results)
+    if online == len(results):
+        return GREEN
+    return RED if online == 0 else ORANGE
+
+
+def status_embeds(results: Sequence[HealthResult], down_since: Callable[[str], datetime | None]) -> list[discord.Embed]:
+    """One embed with a field per server; over 25 servers, compact lines split over several embeds."""
+    online = sum(result.online for result in results)
+    title = f"PoracleJS servers: {online}/{len(results)} online"
+    colour = _status_colour(results)
+    checked = min((result.checked_at for result in results), default=None)
+    if len(results) <= MAX_FIELDS:
+        embed = discord.Embed(title=title, colour=colour, timestamp=checked)
+        for result in results:
+            embed.add_field(name=result.server, value=_status_line(result, down_since(result.server)), inline=False)
+        embeds = [embed]
+    else:
+        lines = [f"**{r.server}**: {_status_line(r, down_since(r.server))}" for r in results]
+        embeds = [
+            discord.Embed(title=title if i == 0 else None, description=chunk, colour=colour, timestamp=checked)
+            for i, chunk in enumerate(_chunks(lines, DESCRIPTION_LIMIT))
+        ]
+    embeds[-1].set_footer(text="Checked")
+    return embeds
+
+
+def _chunks(lines: Sequence[str], limit: int) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        line = line[:limit]
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    return [*chunks, current] if current else chunks
+
+
+def _targets(servers: Sequence[ServerConfig]) -> str:
+    return ", ".join(server.name for server in servers)
+
+
+def restart_prompt_embed(servers: Sequence[ServerConfig], timeout: float) -> discord.Embed:
+    embed = discord.Embed(
+        title=f"Restart {_targets(servers)}?",
+        description=f"Press **Confirm** within {timeout:.0f} s to run the restart command over SSH.",
+        colour=ORANGE,
+    )
+    for server in servers[:MAX_FIELDS]:
+        embed.add_field(
+            name=server.name, value=f"`{server.ssh_target}`\n{code_block(server.restart_cmd, 500)}", inline=False
+        )
+    if len(servers) > MAX_FIELDS:
+        embed.set_footer(text=f"…and {len(servers) - MAX_FIELDS} more")
+    return embed
+
+
+def restart_state_embed(servers: Sequence[ServerConfig], state: str, colour: discord.Colour) -> discord.Embed:
+    """The prompt after it was answered or ignored: `restarting...`, `cancelled`, `expired`."""
+    return discord.Embed(title=f"Restart {_targets(servers)}: {state}", colour=colour)
+
+
+def _result_value(result: RestartResult, output_room: int) -> str:
+    lines = [f"**{result.word}** · {result.reason}"]
+    if result.command is not None:
+        lines[0] += f" · {result.command.duration_s:.1f} s"
+    if result.health is not None:
+        answer = "yes" if result.health.online else f"no ({result.health.reason})"
+        lines.append(f"Answers its health check again: **{answer}**")
+    value = "\n".join(lines)
+    if result.command is not None and result.command.output and output_room > 50:
+        value += "\n" + code_block(result.command.output, min(FIELD_LIMIT - len(value) - 1, output_room))
+    return value
+
+
+def restart_result_embed(results: Sequence[RestartResult]) -> discord.Embed:
+    succeeded = sum(result.succeeded for result in results)
+    colour = GREEN if succeeded == len(results) else RED if succeeded == 0 else ORANGE
+    if len(results) == 1:
+        title = f"{results[0].server}: {results[0].word}"
+    else:
+        title = f"Restart of {len(results)} servers: {succeeded} restarted"
+    embed = discord.Embed(title=title, colour=colour, timestamp=discord.utils.utcnow())
+    shown = results[:MAX_FIELDS]
+    # Share what is left of the 6000 characters between the outputs, so `all` still fits one embed.
+    output_room = (EMBED_LIMIT - 500 - 200 * len(shown)) // max(1, len(shown))
+    for result in shown:
+        embed.add_field(name=result.server, value=_result_value(result, output_room), inline=False)
+    if len(results) > MAX_FIELDS:
+        embed.set_footer(text=f"…and {len(results) - MAX_FIELDS} more; see the log")
+    return embed
+
+
+def restart_announcement(results: Sequence[RestartResult], user: discord.abc.User) -> str:
+    """The alert channel's line, e.g. `Main restarted by @alice: restarted`."""
+    return "\n".join(f"**{r.server}** restarted by {user.mention}: {r.word}" for r in results)
+
+
+def outage_embed(event: Outage) -> discord.Embed:
+    embed = discord.Embed(title=f"{OFFLINE} {event.server} is offline", colour=RED, timestamp=event.since)
+    embed.add_field(name="Reason", value=event.reason[:FIELD_LIMIT], inline=False)
+    embed.add_field(name="Down since", value=f"{format_dt(event.since, 'f')} ({format_dt(event.since, 'R')})")
+    embed.set_footer(text="offline")
+    return embed
+
+
+def recovery_embed(event: Recovery) -> discord.Embed:
+    embed = discord.Embed(title=f"{ONLINE} {event.server} is online again", colour=GREEN, timestamp=event.recovered_at)
+    embed.add_field(name="Down for", value=duration(event.downtime))
+    embed.add_field(name="Down since", value=format_dt(event.down_since, "f"))
+    embed.set_footer(text="online")
+    return embed
