@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands, tasks
 from discord.utils import MISSING
 
+from bot import heartbeat
 from bot.embeds import duration, outage_embed, recovery_embed
+from bot.heartbeat import Heartbeat
 from bot.monitor import Event, Outage
 from bot.views import RestartButton
 
@@ -94,6 +97,13 @@ class Alerts(commands.Cog):
             else:
                 log.info("Recovery: %s online again after %s", event.server, duration(event.downtime))
         await self.deliver_pending()
+        self._beat()
+
+    def _beat(self) -> None:
+        try:
+            heartbeat.write(self.bot.settings.data_dir, Heartbeat(datetime.now(UTC), self.bot.connected))
+        except OSError as exc:  # the healthcheck will say so; the monitor itself keeps going
+            log.error("Cannot write the heartbeat file in %s: %s", self.bot.settings.data_dir, exc)
 
     async def deliver_pending(self) -> None:
         """Post undelivered alerts in order; stop at the first failure and try again next round."""

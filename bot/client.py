@@ -48,6 +48,7 @@ class PoracleBot(commands.Bot):
         self.service = PoracleService(settings)
         self.monitor = Monitor(settings.down_after, settings.up_after)
         self.alerts = AlertChannel(self, settings.discord_alert_channel_id)
+        self.connected = False
 
     async def setup_hook(self) -> None:
         await self.service.__aenter__()
@@ -59,6 +60,16 @@ class PoracleBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
         synced = await self.tree.sync(guild=guild)
         log.info("Synced %d command(s) %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+
+    # The gateway connection comes and goes; the healthcheck wants to know whether it is there now.
+    async def on_connect(self) -> None:
+        self.connected = True
+
+    async def on_resumed(self) -> None:
+        self.connected = True
+
+    async def on_disconnect(self) -> None:
+        self.connected = False
 
     async def on_ready(self) -> None:
         assert self.user is not None
