@@ -75,6 +75,10 @@ def make_bot(double: DiscordDouble, seen: Seen, *, guild_sync: bool = True) -> c
         await interaction.followup.send("part 1")
         await interaction.followup.send("part 2", ephemeral=True)
 
+    @group.command(name="whois", description="A user option, resolved")
+    async def whois(interaction: discord.Interaction, user: discord.Member, role: discord.Role) -> None:
+        await interaction.response.send_message(f"{user.name} {role.name} {role in user.roles}", ephemeral=True)
+
     bot.tree.add_command(group)
 
     async def setup_hook() -> None:
@@ -117,7 +121,7 @@ async def test_login_sees_guild_roles_members_and_syncs(discord_double: DiscordD
         assert bot.application_id == d.application_id
         synced = d.commands(d.guild_id)
         assert [c["name"] for c in synced] == ["poracle"]
-        assert {o["name"] for o in synced[0]["options"]} == {"restart", "status", "report"}
+        assert {o["name"] for o in synced[0]["options"]} == {"restart", "status", "report", "whois"}
         assert d.commands() == []
         assert d.requests_to("GET", "/users/@me") and d.requests_to("PUT", "/applications/*/guilds/*/commands")
         assert d.gateway.identifies == 1
@@ -342,3 +346,29 @@ async def test_message_edit_get_delete(discord_double: DiscordDouble) -> None:
         assert d.channel_messages() == []
         with pytest.raises(discord.NotFound):
             await channel.fetch_message(sent.id)
+
+
+async def test_user_and_role_options_are_resolved(discord_double: DiscordDouble) -> None:
+    d, seen = discord_double, Seen()
+    async with d.connected(make_bot(d, seen)):
+        rec = await d.slash(d.member, "poracle", "whois", user=d.admins[1], role=d.admin_role_id)
+        assert rec.original is not None and rec.original.content == "bob Poracle Admin True"
+
+
+async def test_late_callback_gets_unknown_interaction(discord_double: DiscordDouble) -> None:
+    d, seen = discord_double, Seen()
+    d.interaction_deadline = 0.0  # every callback is "too late"
+    async with d.connected(make_bot(d, seen)):
+        rec = await d.slash(d.admins[0], "poracle", "status", wait=False)
+        request = await d.wait_for_request("POST", f"/interactions/{rec.id}/*/callback")
+        await d.state.wait_until(lambda: request.status or None, 2.0, "the callback's answer")
+        assert request.status == 404 and not rec.responded
+
+
+async def test_gateway_rejects_a_wrong_token_with_4004(discord_double: DiscordDouble) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(discord_double.gateway_url) as ws:
+        hello = await ws.receive_json()
+        assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] > 0
+        await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 0, "properties": {}}})
+        closing = await ws.receive()
+        assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 4004

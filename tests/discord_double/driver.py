@@ -203,7 +203,7 @@ class DiscordDouble:
         def check() -> Message | None:
             return next((m for m in self.state.live_messages(channel_id) if predicate(m)), None)
 
-        return await self.state.wait_until(check, timeout, f"a matching message; have {self.messages}")
+        return await self.state.wait_until(check, timeout, lambda: f"a matching message; have {self.messages}")
 
     async def wait_for_request(self, method: str, path_pattern: str, timeout: float = 3.0) -> RequestRecord:
         def check() -> RequestRecord | None:
@@ -213,6 +213,15 @@ class DiscordDouble:
         return await self.state.wait_until(check, timeout, f"a request {method} {path_pattern}")
 
     # ------------------------------------------------------------------ misbehaviour
+    @property
+    def interaction_deadline(self) -> float | None:
+        """Seconds the bot has for its first callback (Discord: 3); later ones get 404 code 10062."""
+        return self.rest.interaction_deadline
+
+    @interaction_deadline.setter
+    def interaction_deadline(self, seconds: float | None) -> None:
+        self.rest.interaction_deadline = seconds
+
     def fail_next(
         self,
         method: str,
@@ -244,6 +253,7 @@ class DiscordDouble:
         self,
         user: User,
         command: str,
+        /,
         *path: str,
         options: Mapping[str, Any] | None = None,
         channel_id: int | None = None,
@@ -254,7 +264,8 @@ class DiscordDouble:
         """Run ``/command path... option=value`` as ``user``; by default wait for the bot's callback.
 
         The command must have been synced (guild commands first, then global), like in a real client.
-        Options named ``channel_id``, ``wait`` or ``timeout`` can be passed through ``options``.
+        ``user`` and ``command`` are positional-only, so options may be called ``user``; options named
+        ``options``, ``channel_id``, ``wait`` or ``timeout`` go through ``options={...}``.
         """
         values = {**(options or {}), **kw_options}
         leaf, data, kinds = self._command_data(command, path)
@@ -268,6 +279,7 @@ class DiscordDouble:
         self,
         user: User,
         command: str,
+        /,
         *args: str,
         options: Mapping[str, Any] | None = None,
         channel_id: int | None = None,

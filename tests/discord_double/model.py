@@ -541,7 +541,7 @@ class DiscordState:
             self._changed.set()
             self._changed = asyncio.Event()
 
-    async def wait_until(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+    async def wait_until(self, check: Callable[[], T | None], timeout: float, what: str | Callable[[], str]) -> T:
         """Return ``check()`` once it is not None, waking on every state change; TimeoutError after."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -551,7 +551,9 @@ class DiscordState:
                 return result
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+                raise TimeoutError(
+                    f"timed out after {timeout}s waiting for {what if isinstance(what, str) else what()}"
+                )
             if self._changed is None:
                 self._changed = asyncio.Event()
             event = self._changed
