@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-# CSI sequences (colours, cursor moves), OSC sequences (window titles, links) and lone two-byte escapes.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+# CSI sequences (colours, cursor moves), OSC sequences (window titles, links), charset designations
+# (`tput sgr0` emits ESC ( B before every colour reset) and lone two-byte escapes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 OUTPUT_LIMIT = 900
 _CUT_MARK = "…\n"
@@ -15,7 +16,8 @@ def clean_output(raw: str, limit: int = OUTPUT_LIMIT) -> str:
     """Strip terminal codes and keep the last `limit` characters (the end is where errors show)."""
     text = _ANSI.sub("", raw).replace("\r\n", "\n")
     # A bare carriage return redraws the line (progress bars): what the terminal would show is the last part.
-    text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    # Trailing ones only move the cursor (a pty turns a program's own "\r\n" into "\r\r\n"): they erase nothing.
+    text = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
     text = _CONTROL.sub("", text)
     text = "\n".join(line.rstrip() for line in text.strip("\n").split("\n")).strip("\n")
     if len(text) > limit:
