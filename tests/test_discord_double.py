@@ -262,6 +262,15 @@ async def test_dropped_gateway_is_resumed(discord_double: DiscordDouble, code: i
         assert seen.clicks
 
 
+async def test_reconnect_request_is_resumed(discord_double: DiscordDouble) -> None:
+    d, seen = discord_double, Seen()
+    async with d.connected(make_bot(d, seen)):
+        await d.request_reconnect()
+        await d.wait_until_ready()
+        assert d.gateway.resumes == 1
+        assert (await d.slash(d.member, "poracle", "status")).response_type == 4
+
+
 async def test_interaction_sent_while_disconnected_is_replayed_on_resume(discord_double: DiscordDouble) -> None:
     d, seen = discord_double, Seen()
     async with d.connected(make_bot(d, seen)):

@@ -314,9 +314,10 @@ class DiscordDouble:
                 raise ValueError("give the button's label or custom_id")
             button = msg.button(label)
         else:
-            button = next((b for b in msg.buttons if b.get("custom_id") == custom_id), None)
-            if button is None:
+            found = [b for b in msg.buttons if b.get("custom_id") == custom_id]
+            if not found:
                 raise LookupError(f"no button with custom_id {custom_id!r} on {msg!r}")
+            button = found[0]
         if button.get("disabled"):
             raise ValueError(f"button {button.get('label')!r} is disabled; Discord would not send the click")
         if "custom_id" not in button:

@@ -49,7 +49,7 @@ class Connection:
     """One websocket connection from the bot."""
 
     ws: web.WebSocketResponse
-    transport: asyncio.BaseTransport | None
+    transport: asyncio.Transport | None
     query: dict[str, str]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     heartbeats: int = 0
@@ -198,17 +198,18 @@ class Gateway:
         return ws
 
     async def _on_frame(self, conn: Connection, session: Session | None, frame: JSON) -> Session | None:
-        op, d = frame.get("op"), frame.get("d")
+        op, d = int(frame.get("op", -1)), frame.get("d")
+        data: JSON = d if isinstance(d, dict) else {}
         self.log.append(("in", op, None))
         if op == HEARTBEAT:
             conn.heartbeats += 1
-            conn.last_heartbeat_seq = d
+            conn.last_heartbeat_seq = d if isinstance(d, int) else None
             await self._send(conn, {"op": HEARTBEAT_ACK})
             self.state.changed()
         elif op == IDENTIFY:
-            return await self._identify(conn, session, d)
+            return await self._identify(conn, session, data)
         elif op == RESUME:
-            return await self._resume(conn, session, d)
+            return await self._resume(conn, session, data)
         elif op == REQUEST_MEMBERS and session is not None:
             guild = self.state.guild
             chunk = {
@@ -217,7 +218,7 @@ class Gateway:
                 "chunk_index": 0,
                 "chunk_count": 1,
                 "not_found": [],
-                "nonce": d.get("nonce"),
+                "nonce": data.get("nonce"),
             }
             await self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
         return session

@@ -34,7 +34,7 @@ IS_COMPONENTS_V2 = 1 << 15
 _POSTABLE_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 
-Dispatch = Callable[[str, JSON], Awaitable[None]]
+Dispatch = Callable[[str, JSON], Awaitable[object]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
