@@ -1,0 +1,61 @@
+"""Running the real PoracleBot against the Discord double, with servers that are real local processes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from bot.client import PoracleBot
+from bot.config import load_settings
+from tests.discord_double import DiscordDouble
+from tests.sshd import SshServer
+
+
+def discord_env(discord: DiscordDouble, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The bot's Discord settings for the double's seeded guild; the monitor runs once and then rests."""
+    return {
+        "DISCORD_TOKEN": discord.token,
+        "DISCORD_GUILD_ID": str(discord.guild_id),
+        "DISCORD_ADMIN_ROLE_IDS": str(discord.admin_role_id),
+        "DISCORD_ALERT_CHANNEL_ID": str(discord.channel_id),
+        "PORACLE_DATA_DIR": str(data_dir),
+        "PORACLE_HEALTH_TIMEOUT": "1",
+        "PORACLE_HEALTH_INTERVAL": "3600",
+        **extra,
+    }
+
+
+def ssh_env(sshd: SshServer, known_hosts: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
+        "PORACLE_SSH_KNOWN_HOSTS": str(sshd.write_known_hosts(known_hosts)),
+        "PORACLE_SSH_HOST_KEY_POLICY": "strict",
+        "PORACLE_SSH_CONNECT_TIMEOUT": "5",
+        **extra,
+    }
+
+
+def server_env(
+    number: int, name: str, api: str, sshd: SshServer | None = None, command: str = "true"
+) -> dict[str, str]:
+    env = {
+        f"PORACLE_SERVER_{number}_NAME": name,
+        f"PORACLE_SERVER_{number}_HOST": "127.0.0.1",
+        f"PORACLE_SERVER_{number}_API": api,
+        f"PORACLE_SERVER_{number}_RESTART_CMD": command,
+    }
+    if sshd is not None:
+        env[f"PORACLE_SERVER_{number}_SSH_PORT"] = str(sshd.port)
+        env[f"PORACLE_SERVER_{number}_SSH_USER"] = sshd.user
+    return env
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    discord: DiscordDouble, env: Mapping[str, str], *, confirm_timeout: float = 60.0
+) -> AsyncIterator[PoracleBot]:
+    """The production bot, connected to the double, for the duration of the block."""
+    bot = PoracleBot(load_settings(env), confirm_timeout=confirm_timeout)
+    async with discord.connected(bot):
+        yield bot
