@@ -33,8 +33,7 @@ class KnownHosts:
         return asyncssh.import_known_hosts(text)
 
     def keys_for(self, host: str, port: int) -> list[asyncssh.SSHKey]:
-        trusted, *_ = asyncssh.match_known_hosts(self.load(), host, "", port if port != 22 else None)
-        return list(trusted)
+        return _trusted_keys(self.load(), host, port)
 
     def pin(self, host: str, port: int, key: asyncssh.SSHKey) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +41,19 @@ class KnownHosts:
         with self.path.open("a") as file:
             file.write(line)
         log.info("Pinned host key of %s: %s", host_pattern(host, port), fingerprint(key))
+
+    def unpin(self, host: str, port: int) -> None:
+        """Remove every line that trusts a key for this host, hashed or not (a line that also names other
+        hosts goes too); comments and other hosts' lines stay as written."""
+        lines = self.path.read_text().splitlines(keepends=True) if self.path.is_file() else []
+        kept = [line for line in lines if not _trusted_keys(asyncssh.import_known_hosts(line), host, port)]
+        self.path.write_text("".join(kept))
+        log.info("Unpinned host keys of %s", host_pattern(host, port))
+
+
+def _trusted_keys(known_hosts: asyncssh.SSHKnownHosts, host: str, port: int) -> list[asyncssh.SSHKey]:
+    trusted, *_ = asyncssh.match_known_hosts(known_hosts, host, "", port if port != 22 else None)
+    return list(trusted)
 
 
 class HostKeyChecker(asyncssh.SSHClient):

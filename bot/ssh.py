@@ -7,9 +7,10 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 
 import asyncssh
 
@@ -42,8 +43,20 @@ class CommandResult:
         return self.outcome is CommandOutcome.SUCCEEDED
 
 
-class _ConnectionProblem(Exception):
+class ConnectionProblem(Exception):
     """A reason, in words, why no command could run."""
+
+
+def read_client_key(path: Path) -> asyncssh.SSHKey:
+    """The bot's private key; ConnectionProblem says why it cannot be used."""
+    try:
+        return asyncssh.read_private_key(path)
+    except OSError as exc:
+        raise ConnectionProblem(f"cannot read SSH key {path}: {exc.strerror}") from None
+    except asyncssh.KeyImportError as exc:
+        if "assphrase" in str(exc):
+            raise ConnectionProblem(f"SSH key {path} has a passphrase; the bot needs a key without one") from None
+        raise ConnectionProblem(f"SSH key {path} is not a private key: {exc}") from None
 
 
 class SshRunner:
@@ -56,17 +69,51 @@ class SshRunner:
 
     async def run(self, server: ServerConfig, command: str, timeout: float) -> CommandResult:
         """Run `command` through the remote login shell; stop it for real if `timeout` passes."""
+        return await self._session(server, lambda conn: self._run(conn, command, timeout))
+
+    async def login(self, server: ServerConfig) -> CommandResult:
+        """Log in and out again without opening a session: nothing runs on the server, not even the
+        forced command of a key limited with `command=` in authorized_keys."""
+        return await self._session(server, _logged_in)
+
+    async def host_key(self, server: ServerConfig) -> asyncssh.SSHKey:
+        """The key the server offers now, without logging in, trusting or pinning it. Of a pinned key's
+        type when one is pinned, as a login negotiates it; of any type if the server has none of those."""
+        pinned = self.known_hosts.keys_for(server.host, server.ssh_port)
+        algorithms = [alg.decode() for key in pinned for alg in key.sig_algorithms]
+        with self._connection_errors(server):
+            try:
+                key = await self._fetch_host_key(server, algorithms)
+            except asyncssh.KeyExchangeFailed:
+                if not algorithms:
+                    raise
+                key = await self._fetch_host_key(server, [])
+        if key is None:
+            raise ConnectionProblem(f"{server.ssh_target} offered no host key")
+        return key
+
+    async def _fetch_host_key(self, server: ServerConfig, algorithms: list[str]) -> asyncssh.SSHKey | None:
+        return await asyncio.wait_for(
+            asyncssh.get_server_host_key(
+                server.host, server.ssh_port, server_host_key_algs=algorithms or (), config=None
+            ),
+            self.connect_timeout,
+        )
+
+    async def _session(
+        self, server: ServerConfig, work: Callable[[asyncssh.SSHClientConnection], Awaitable[CommandResult]]
+    ) -> CommandResult:
         started = time.monotonic()
         try:
             async with self._connect(server) as conn:
-                outcome = await self._run(conn, command, timeout)
-        except _ConnectionProblem as exc:
+                outcome = await work(conn)
+        except ConnectionProblem as exc:
             outcome = CommandResult(CommandOutcome.CONNECTION_ERROR, str(exc))
         return replace(outcome, duration_s=round(time.monotonic() - started, 2))
 
     @contextlib.asynccontextmanager
     async def _connect(self, server: ServerConfig) -> AsyncIterator[asyncssh.SSHClientConnection]:
-        key = self._read_key(server)
+        key = read_client_key(server.ssh_key_path)
         checker = HostKeyChecker(self.known_hosts, self.policy, server.host, server.ssh_port)
         if self.policy is HostKeyPolicy.OFF:
             log.warning("Host key checking is OFF: connecting to %s without verifying who answers", server.ssh_target)
@@ -75,37 +122,26 @@ class SshRunner:
         else:
             known_hosts = self.known_hosts.load()
             already_known = bool(self.known_hosts.keys_for(server.host, server.ssh_port))
-        try:
-            conn = await asyncssh.connect(
-                server.host,
-                port=server.ssh_port,
-                username=server.ssh_user,
-                client_factory=lambda: checker,
-                known_hosts=known_hosts,
-                client_keys=[key],
-                # Nothing from the environment: no ~/.ssh/config, no agent, no password or keyboard prompts.
-                config=None,
-                agent_path=None,
-                password=None,
-                kbdint_auth=False,
-                gss_auth=False,
-                host_based_auth=False,
-                connect_timeout=self.connect_timeout,
-            )
-        except asyncssh.HostKeyNotVerifiable:
-            raise _ConnectionProblem(self._host_key_reason(server, checker, already_known)) from None
-        except asyncssh.PermissionDenied:
-            raise _ConnectionProblem(f"SSH key rejected by {server.ssh_user}@{server.host}") from None
-        except TimeoutError:
-            raise _ConnectionProblem(f"no SSH login within {self.connect_timeout:g} s") from None
-        except ConnectionRefusedError:
-            raise _ConnectionProblem(f"SSH connection refused on port {server.ssh_port}") from None
-        except socket.gaierror:
-            raise _ConnectionProblem(f"cannot resolve host {server.host}") from None
-        except OSError as exc:
-            raise _ConnectionProblem(f"cannot connect: {exc.strerror or exc}") from None
-        except asyncssh.Error as exc:
-            raise _ConnectionProblem(f"SSH error: {exc.reason}") from None
+        with self._connection_errors(server):
+            try:
+                conn = await asyncssh.connect(
+                    server.host,
+                    port=server.ssh_port,
+                    username=server.ssh_user,
+                    client_factory=lambda: checker,
+                    known_hosts=known_hosts,
+                    client_keys=[key],
+                    # Nothing from the environment: no ~/.ssh/config, no agent, no password or keyboard prompts.
+                    config=None,
+                    agent_path=None,
+                    password=None,
+                    kbdint_auth=False,
+                    gss_auth=False,
+                    host_based_auth=False,
+                    connect_timeout=self.connect_timeout,
+                )
+            except asyncssh.HostKeyNotVerifiable:
+                raise ConnectionProblem(self._host_key_reason(server, checker, already_known)) from None
         try:
             yield conn
         finally:
@@ -113,17 +149,26 @@ class SshRunner:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.wait_closed(), 5)
 
-    def _read_key(self, server: ServerConfig) -> asyncssh.SSHKey:
+    @contextlib.contextmanager
+    def _connection_errors(self, server: ServerConfig) -> Iterator[None]:
+        """Turn what connecting can raise into a ConnectionProblem with the reason in words."""
         try:
-            return asyncssh.read_private_key(server.ssh_key_path)
+            yield
+        except asyncssh.PermissionDenied:
+            raise ConnectionProblem(
+                f"SSH key rejected by {server.ssh_user}@{server.host}; add its public key to "
+                f"~/.ssh/authorized_keys of {server.ssh_user} there"
+            ) from None
+        except TimeoutError:
+            raise ConnectionProblem(f"no SSH login within {self.connect_timeout:g} s") from None
+        except ConnectionRefusedError:
+            raise ConnectionProblem(f"SSH connection refused on port {server.ssh_port}") from None
+        except socket.gaierror:
+            raise ConnectionProblem(f"cannot resolve host {server.host}") from None
         except OSError as exc:
-            raise _ConnectionProblem(f"cannot read SSH key {server.ssh_key_path}: {exc.strerror}") from None
-        except asyncssh.KeyImportError as exc:
-            if "assphrase" in str(exc):
-                raise _ConnectionProblem(
-                    f"SSH key {server.ssh_key_path} has a passphrase; the bot needs a key without one"
-                ) from None
-            raise _ConnectionProblem(f"SSH key {server.ssh_key_path} is not a private key: {exc}") from None
+            raise ConnectionProblem(f"cannot connect: {exc.strerror or exc}") from None
+        except asyncssh.Error as exc:
+            raise ConnectionProblem(f"SSH error: {exc.reason}") from None
 
     def _host_key_reason(self, server: ServerConfig, checker: HostKeyChecker, already_known: bool) -> str:
         offered = f" (offered {fingerprint(checker.offered_key)})" if checker.offered_key else ""
@@ -145,7 +190,7 @@ class SshRunner:
                 command, term_type="dumb", stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
             )
         except asyncssh.Error as exc:
-            raise _ConnectionProblem(f"SSH session refused: {exc.reason}") from None
+            raise ConnectionProblem(f"SSH session refused: {exc.reason}") from None
         try:
             async with asyncio.timeout(timeout):
                 process.stdin.write_eof()
@@ -174,3 +219,7 @@ class SshRunner:
         return CommandResult(
             CommandOutcome.FAILED, f"exit code {completed.exit_status}", exit_code=completed.exit_status, output=output
         )
+
+
+async def _logged_in(conn: asyncssh.SSHClientConnection) -> CommandResult:
+    return CommandResult(CommandOutcome.SUCCEEDED, "logged in; nothing was run")
