@@ -120,8 +120,14 @@ class SshRunner:
             known_hosts = None
             already_known = False
         else:
-            known_hosts = self.known_hosts.load()
-            already_known = bool(self.known_hosts.keys_for(server.host, server.ssh_port))
+            try:
+                known_hosts = self.known_hosts.load()
+                already_known = bool(self.known_hosts.keys_for(server.host, server.ssh_port))
+            except (OSError, ValueError) as exc:
+                # A hand-edited line asyncssh cannot parse, or an unreadable file: a reason naming the file,
+                # not a traceback (the CLI and the Discord command would otherwise just crash).
+                problem = exc.strerror if isinstance(exc, OSError) else str(exc)
+                raise ConnectionProblem(f"cannot use known_hosts file {self.known_hosts.path}: {problem}") from None
         with self._connection_errors(server):
             try:
                 conn = await asyncssh.connect(

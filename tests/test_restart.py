@@ -205,6 +205,23 @@ async def test_unknown_host_under_strict_is_refused(
     assert known_hosts.read_text() == "# nothing trusted yet\n"
 
 
+@pytest.mark.parametrize("policy", ["strict", "accept-new"])
+async def test_a_malformed_known_hosts_file_is_a_reason_not_a_crash(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path, policy: str
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(sshd.known_hosts_line() + "\nhalf-a-line-edited-by-hand\n")
+    settings = make_settings(sshd, known_hosts, api.url, f"touch {marker}", policy=policy)
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="t")
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
+    assert str(known_hosts) in result.reason
+    assert "half-a-line-edited-by-hand" in result.reason  # asyncssh quotes the line it cannot read
+    assert not ran(marker)
+    assert not service.is_restarting(settings.servers[0])
+
+
 async def test_accept_new_pins_on_first_contact_and_runs(
     sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path
 ) -> None:
