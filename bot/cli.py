@@ -1,4 +1,4 @@
-"""The command line: `poracle-bot check | restart | config | run`."""
+"""The command line: `poracle-bot check | restart | config | run | doctor | trust | healthcheck`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
+from bot import heartbeat
 from bot.config import ALL, ConfigError, Settings, load_settings, read_environment
+from bot.doctor import run_doctor
 from bot.health import HealthResult
 from bot.service import PoracleService, RestartResult, UnknownServer
+from bot.trust import trust_servers
 
 EXIT_CONFIG = 2
 
@@ -72,11 +76,7 @@ def _confirm(question: str) -> bool:
 
 async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
     async with PoracleService(settings) as service:
-        try:
-            servers = service.resolve(target)
-        except UnknownServer as exc:
-            print(f"poracle-bot: {exc}", file=sys.stderr)
-            return 1
+        servers = service.resolve(target)
         for server in servers:
             print(f"{server.name}: ssh {server.ssh_target} -- {server.restart_cmd}")
         if not assume_yes and not _confirm(f"Restart {len(servers)} server(s)?"):
@@ -89,6 +89,35 @@ async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
 
 def _config(settings: Settings) -> int:
     print("\n".join(f"{name}={value}" for name, value in settings.variables()))
+    return 0
+
+
+async def _trust(settings: Settings, target: str, assume_yes: bool) -> int:
+    servers = PoracleService(settings).resolve(target)
+    return await trust_servers(settings, servers, assume_yes=assume_yes, confirm=_confirm)
+
+
+def heartbeat_max_age(settings: Settings) -> timedelta:
+    """How old the last monitor round may be while the bot still counts as working.
+
+    A round starts every PORACLE_HEALTH_INTERVAL and takes up to PORACLE_HEALTH_TIMEOUT (servers are checked
+    at once) plus the time to post its alerts. Two missed rounds are tolerated (3 intervals: one slow round
+    must not make Docker call the bot unhealthy), plus one round's checks and 60 s for Discord's rate limits.
+    """
+    return timedelta(seconds=3 * settings.health_interval + settings.health_timeout + 60)
+
+
+def _healthcheck(settings: Settings) -> int:
+    beat = heartbeat.read(settings.data_dir)
+    problem = (
+        f"no heartbeat in {settings.data_dir}: the bot is not running or has not finished a monitor round"
+        if beat is None
+        else beat.problem(heartbeat_max_age(settings))
+    )
+    if problem is not None:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return 1
+    print("healthy: connected to Discord, monitor rounds are running")
     return 0
 
 
@@ -114,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     commands.add_parser("config", help="print the effective configuration (secrets masked)")
     commands.add_parser("run", help="run the Discord bot")
+    commands.add_parser(
+        "doctor", help="check the configuration, the SSH key and every server (API, host key, login); changes nothing"
+    )
+    trust = commands.add_parser("trust", help="show servers' SSH host key fingerprints and pin them in known_hosts")
+    trust.add_argument("server", metavar="NAME", nargs="?", default=ALL, help=f"a server name, or '{ALL}' (default)")
+    trust.add_argument("-y", "--yes", action="store_true", help="pin (or replace a changed key) without asking")
+    commands.add_parser("healthcheck", help="exit 0 only while the running bot is connected and monitoring")
     return parser
 
 
@@ -121,18 +157,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
     try:
-        settings = load_settings(read_environment(args.env_file))
+        env = read_environment(args.env_file)
+        if args.command == "doctor":  # doctor reports a bad configuration in its own checklist
+            return asyncio.run(run_doctor(env))
+        settings = load_settings(env)
         handlers: dict[str, Callable[[], int]] = {
             "check": lambda: asyncio.run(_check(settings)),
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),
             "config": lambda: _config(settings),
             "run": lambda: _run(settings),
+            "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes)),
+            "healthcheck": lambda: _healthcheck(settings),
         }
         return handlers[args.command]()
     except ConfigError as exc:
         print("poracle-bot: configuration error:", file=sys.stderr)
         print("\n".join(f"  - {problem}" for problem in exc.problems), file=sys.stderr)
         return EXIT_CONFIG
+    except UnknownServer as exc:
+        print(f"poracle-bot: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
