@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -11,15 +13,17 @@ from discord.ext import commands, tasks
 from discord.utils import MISSING
 
 from bot import heartbeat
-from bot.embeds import duration, outage_embed, recovery_embed
+from bot.embeds import alert_embed, duration
 from bot.heartbeat import Heartbeat
-from bot.monitor import Event, Outage
+from bot.monitor import Event, Outage, Recovery, Reminder
 from bot.views import RestartButton
 
 if TYPE_CHECKING:
     from bot.client import PoracleBot
 
 log = logging.getLogger(__name__)
+
+MAX_BUTTONS = 25  # Discord: five rows of five
 
 
 class AlertChannel:
@@ -90,13 +94,14 @@ class Alerts(commands.Cog):
         await self.bot.wait_until_ready()
 
     async def run_round(self) -> None:
-        results = await self.bot.service.check_all()
-        for event in self.bot.monitor.observe(results):
-            if isinstance(event, Outage):
-                log.warning("Outage: %s offline since %s (%s)", event.server, event.since.isoformat(), event.reason)
-            else:
-                log.info("Recovery: %s online again after %s", event.server, duration(event.downtime))
+        bot = self.bot
+        results = await bot.service.check_all()
+        events = bot.monitor.observe(results)
+        for event in events:
+            _log_event(event)
+        await asyncio.to_thread(bot.store.record_round, results, bot.monitor.watches, events)
         await self.deliver_pending()
+        await asyncio.to_thread(bot.store.prune, datetime.now(UTC))
         self._beat()
 
     def _beat(self) -> None:
@@ -106,21 +111,43 @@ class Alerts(commands.Cog):
             log.error("Cannot write the heartbeat file in %s: %s", self.bot.settings.data_dir, exc)
 
     async def deliver_pending(self) -> None:
-        """Post undelivered alerts in order; stop at the first failure and try again next round."""
-        monitor = self.bot.monitor
-        for event in list(monitor.pending):
-            if self.bot.alerts.enabled:
-                embed, view = self._message(event)
-                if not await self.bot.alerts.send(embed=embed, view=view):
-                    return
-            monitor.delivered(event)
+        """Post undelivered alerts, one message per round and kind; stop at the first failure and try
+        again next round. Alerts of muted servers, or with no alert channel, are settled unposted."""
+        store = self.bot.store
+        pending = await asyncio.to_thread(store.pending_events)
+        muted = await asyncio.to_thread(store.mutes, datetime.now(UTC))
+        for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
+            stored = list(group)
+            silent = [s.id for s in stored if s.event.server in muted]
+            await asyncio.to_thread(store.mark_events, silent, "muted")
+            loud = [s for s in stored if s.event.server not in muted]
+            if not loud:
+                continue
+            if not self.bot.alerts.enabled:
+                await asyncio.to_thread(store.mark_events, [s.id for s in loud], "off")
+                continue
+            embed, view = self._message([s.event for s in loud])
+            if not await self.bot.alerts.send(embed=embed, view=view):
+                return
+            await asyncio.to_thread(store.mark_events, [s.id for s in loud], "delivered")
 
-    def _message(self, event: Event) -> tuple[discord.Embed, discord.ui.View | None]:
-        if not isinstance(event, Outage):
-            return recovery_embed(event), None
-        server = self.bot.settings.server(event.server)
-        if server is None:
-            return outage_embed(event), None
+    def _message(self, events: list[Event]) -> tuple[discord.Embed, discord.ui.View | None]:
+        """The alert for events of one kind from one round; outages get a Restart button per server."""
+        embed = alert_embed(events)
+        servers = [self.bot.settings.server(e.server) for e in events if not isinstance(e, Recovery)]
+        buttons = [RestartButton(s.index, label=None if len(events) == 1 else s.name) for s in servers if s]
+        if not buttons:
+            return embed, None
         view = discord.ui.View(timeout=None)
-        view.add_item(RestartButton(server.index))
-        return outage_embed(event), view
+        for button in buttons[:MAX_BUTTONS]:
+            view.add_item(button)
+        return embed, view
+
+
+def _log_event(event: Event) -> None:
+    if isinstance(event, Outage):
+        log.warning("Outage: %s offline since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    elif isinstance(event, Reminder):
+        log.warning("Still offline: %s since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    else:
+        log.info("Recovery: %s online again after %s", event.server, duration(event.downtime))

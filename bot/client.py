@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import discord
 from discord import app_commands
@@ -14,6 +15,7 @@ from bot.commands import PoracleCommands
 from bot.config import ConfigError, Settings
 from bot.monitor import Monitor
 from bot.service import PoracleService
+from bot.store import Store, StoreError
 from bot.views import RestartButton, who
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def _command_name(interaction: discord.Interaction) -> str:
 
 
 class PoracleBot(commands.Bot):
-    def __init__(self, settings: Settings, *, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
+    def __init__(self, settings: Settings, store: Store, *, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),  # nothing privileged: roles arrive with each interaction
@@ -45,8 +47,15 @@ class PoracleBot(commands.Bot):
         )
         self.settings = settings
         self.confirm_timeout = confirm_timeout
+        self.store = store
         self.service = PoracleService(settings)
-        self.monitor = Monitor(settings.down_after, settings.up_after)
+        # Restored state: a bot restarted during an outage neither repeats its alert nor misses the recovery.
+        self.monitor = Monitor(
+            settings.down_after,
+            settings.up_after,
+            timedelta(minutes=settings.remind_every) if settings.remind_every else None,
+            store.load_watches(),
+        )
         self.alerts = AlertChannel(self, settings.discord_alert_channel_id)
         self.connected = False
 
@@ -84,10 +93,15 @@ def run_bot(settings: Settings) -> None:
     """Run until stopped. A token Discord refuses is a configuration error, not a traceback."""
     settings.require_discord()
     assert settings.discord_token is not None
-    bot = PoracleBot(settings)
     try:
-        bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+        store = Store.open(settings.data_dir)
+    except StoreError as exc:
+        raise ConfigError([str(exc)]) from None
+    try:
+        PoracleBot(settings, store).run(settings.discord_token.get_secret_value(), log_handler=None)
     except discord.LoginFailure:
         raise ConfigError(
             ["DISCORD_TOKEN: Discord refused this token; copy it again from the developer portal"]
         ) from None
+    finally:
+        store.close()

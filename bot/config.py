@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     SecretStr,
@@ -137,6 +138,8 @@ class Settings(BaseModel):
     down_after: PositiveInt = Field(2, alias="PORACLE_DOWN_AFTER")
     up_after: PositiveInt = Field(1, alias="PORACLE_UP_AFTER")
     data_dir: Path = Field(Path("/app/data"), alias="PORACLE_DATA_DIR")
+    status_channel_id: PositiveInt | None = Field(None, alias="PORACLE_STATUS_CHANNEL_ID")
+    remind_every: NonNegativeInt = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)

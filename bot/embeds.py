@@ -14,7 +14,7 @@ from discord.utils import format_dt
 
 from bot.config import ServerConfig
 from bot.health import HealthResult
-from bot.monitor import Outage, Recovery
+from bot.monitor import Event, Outage, Recovery, Reminder
 from bot.service import RestartResult
 
 GREEN = discord.Colour.green()
@@ -157,8 +157,9 @@ def restart_announcement(results: Sequence[RestartResult], user: discord.abc.Use
     return "\n".join(f"**{r.server}** restarted by {user.mention}: {r.word}" for r in results)
 
 
-def outage_embed(event: Outage) -> discord.Embed:
-    embed = discord.Embed(title=f"{OFFLINE} {event.server} is offline", colour=RED, timestamp=event.since)
+def outage_embed(event: Outage | Reminder) -> discord.Embed:
+    still = "still " if isinstance(event, Reminder) else ""
+    embed = discord.Embed(title=f"{OFFLINE} {event.server} is {still}offline", colour=RED, timestamp=event.since)
     embed.add_field(name="Reason", value=event.reason[:FIELD_LIMIT], inline=False)
     embed.add_field(name="Down since", value=f"{format_dt(event.since, 'f')} ({format_dt(event.since, 'R')})")
     embed.set_footer(text="offline")
@@ -170,4 +171,26 @@ def recovery_embed(event: Recovery) -> discord.Embed:
     embed.add_field(name="Down for", value=duration(event.downtime))
     embed.add_field(name="Down since", value=format_dt(event.down_since, "f"))
     embed.set_footer(text="online")
+    return embed
+
+
+def alert_embed(events: Sequence[Event]) -> discord.Embed:
+    """One alert for events of one kind raised in the same round: a whole host going down is one message."""
+    first = events[0]
+    if len(events) == 1:
+        return recovery_embed(first) if isinstance(first, Recovery) else outage_embed(first)
+    names = ", ".join(event.server for event in events)
+    if isinstance(first, Recovery):
+        embed = discord.Embed(title=f"{ONLINE} Online again: {names}"[:256], colour=GREEN, timestamp=first.recovered_at)
+        embed.set_footer(text="online")
+    else:
+        still = "Still offline" if isinstance(first, Reminder) else "Offline"
+        embed = discord.Embed(title=f"{OFFLINE} {still}: {names}"[:256], colour=RED, timestamp=first.since)
+        embed.set_footer(text="offline")
+    for event in events[:MAX_FIELDS]:
+        if isinstance(event, Recovery):
+            value = f"**online** · down for {duration(event.downtime)}"
+        else:
+            value = f"**offline** · {event.reason} · down since {format_dt(event.since, 'R')}"
+        embed.add_field(name=event.server, value=value[:FIELD_LIMIT], inline=False)
     return embed

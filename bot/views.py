@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -87,7 +88,9 @@ async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers:
         await interaction.edit_original_response(embed=state_embed(servers, "cancelled", GREY), view=None)
         return
     await interaction.edit_original_response(embed=state_embed(servers, "restarting...", BLURPLE), view=None)
+    started = discord.utils.utcnow()
     results = await service.restart_many(servers, requested_by=who(interaction.user))
+    await asyncio.to_thread(bot.store.record_restarts, results, started)
     await interaction.edit_original_response(embed=restart_result_embed(results))
     await bot.alerts.send(content=restart_announcement(results, interaction.user))
 
@@ -97,9 +100,14 @@ class RestartButton(
 ):
     """The Restart button under an outage alert. Dynamic, so it keeps working after the bot restarts."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, label: str | None = None) -> None:
+        # The label only matters when the alert is sent; a click is resolved from the custom id alone.
         super().__init__(
-            discord.ui.Button(label="Restart", style=discord.ButtonStyle.danger, custom_id=f"poracle:restart:{index}")
+            discord.ui.Button(
+                label=f"Restart {label}"[:80] if label else "Restart",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"poracle:restart:{index}",
+            )
         )
         self.index = index
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.client import PoracleBot
 from bot.config import load_settings
+from bot.store import Store
 from tests.discord_double import DiscordDouble
 from tests.sshd import SshServer
 
@@ -56,6 +57,11 @@ async def running_bot(
     discord: DiscordDouble, env: Mapping[str, str], *, confirm_timeout: float = 60.0
 ) -> AsyncIterator[PoracleBot]:
     """The production bot, connected to the double, for the duration of the block."""
-    bot = PoracleBot(load_settings(env), confirm_timeout=confirm_timeout)
-    async with discord.connected(bot):
-        yield bot
+    settings = load_settings(env)
+    store = Store.open(settings.data_dir)
+    try:
+        bot = PoracleBot(settings, store, confirm_timeout=confirm_timeout)
+        async with discord.connected(bot):
+            yield bot
+    finally:
+        store.close()

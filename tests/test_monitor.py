@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.health import HealthResult
-from bot.monitor import Monitor, Outage, Recovery, State
+from bot.monitor import Monitor, Outage, Recovery, Reminder, State
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -57,12 +57,24 @@ def test_server_down_at_start_is_announced() -> None:
     assert run(monitor, "--")[1] == [Outage("Main", "connection refused", T0)]
 
 
-def test_undelivered_events_stay_pending_in_order_until_delivered() -> None:
-    monitor = Monitor(down_after=1, up_after=1)
-    run(monitor, "+-+")
-    assert [type(e) for e in monitor.pending] == [Outage, Recovery]
-    monitor.delivered(monitor.pending[0])
-    assert [type(e) for e in monitor.pending] == [Recovery]
+def test_reminders_every_remind_every_while_down_and_none_by_default() -> None:
+    reminding = Monitor(down_after=1, up_after=1, remind_every=timedelta(minutes=2))
+    events = [e for round_ in run(reminding, "+-----") for e in round_]
+    assert events == [
+        Outage("Main", "connection refused", T0 + timedelta(minutes=1)),
+        Reminder("Main", "connection refused", T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)),
+        Reminder("Main", "connection refused", T0 + timedelta(minutes=1), T0 + timedelta(minutes=5)),
+    ]
+    quiet = Monitor(down_after=1, up_after=1)
+    assert [type(e) for round_ in run(quiet, "+-----") for e in round_] == [Outage]
+
+
+def test_restored_state_continues_an_outage_without_a_second_alert() -> None:
+    first = Monitor(down_after=1, up_after=1)
+    run(first, "--")
+    restored = Monitor(down_after=1, up_after=1, watches=first.watches)
+    assert restored.observe([result("Main", False, 5)]) == []
+    assert restored.observe([result("Main", True, 6)]) == [Recovery("Main", T0, T0 + timedelta(minutes=6))]
 
 
 def test_servers_are_tracked_independently() -> None:
