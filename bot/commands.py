@@ -50,7 +50,8 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
         try:
             servers = self.bot.service.resolve(server)
         except UnknownServer as exc:
-            await reply_privately(interaction, str(exc).capitalize())
+            message = str(exc)  # not .capitalize(): it would lower-case the server names
+            await reply_privately(interaction, message[:1].upper() + message[1:])
             return
         await confirm_restart(interaction, servers)
 
