@@ -11,11 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot import heartbeat
-from bot.config import ALL, ConfigError, Settings, load_settings, read_environment
+from bot.config import ALL, ConfigError, Settings, likely_typos, load_settings, read_environment
 from bot.doctor import run_doctor
 from bot.health import HealthResult
 from bot.service import PoracleService, RestartResult, UnknownServer
 from bot.trust import trust_servers
+
+log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
 
@@ -158,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
     try:
         env = read_environment(args.env_file)
+        for warning in likely_typos(env):
+            log.warning("%s", warning)
         if args.command == "doctor":  # doctor reports a bad configuration in its own checklist
             return asyncio.run(run_doctor(env))
         settings = load_settings(env)

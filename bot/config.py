@@ -6,6 +6,7 @@ Real environment variables win over `.env`; an empty value counts as unset (a `K
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -203,6 +204,19 @@ def read_environment(env_file: Path | None = Path(".env"), environ: Mapping[str,
     for source in (dotenv, os.environ if environ is None else environ):
         merged.update({key: value.strip() for key, value in source.items() if value is not None and value.strip()})
     return merged
+
+
+def likely_typos(env: Mapping[str, str]) -> list[str]:
+    """Unknown variables that look like a misspelt setting. Others are left alone: operators often share
+    one `.env` with PoracleWeb and friends, so an unknown PORACLE_ name is not an error in itself."""
+    warnings = []
+    for name in env:
+        if name in _SETTINGS_ALIASES or name.startswith(SERVER_PREFIX):
+            continue
+        match = difflib.get_close_matches(name, _SETTINGS_ALIASES, n=1, cutoff=0.85)
+        if match:
+            warnings.append(f"{name}: not a setting; did you mean {match[0]}? (ignored)")
+    return warnings
 
 
 def _describe(error: Any, variable: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.config import ConfigError, HostKeyPolicy, Settings, load_settings, read_environment
+from bot.config import ConfigError, HostKeyPolicy, Settings, likely_typos, load_settings, read_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_SERVER = {"PORACLE_SERVER_1_HOST": "192.0.2.10", "PORACLE_SERVER_1_API": "http://192.0.2.10:3030"}
@@ -41,6 +41,8 @@ def test_every_global_default() -> None:
     assert settings.down_after == 2
     assert settings.up_after == 1
     assert settings.data_dir == Path("/app/data")
+    assert settings.status_channel_id is None
+    assert settings.remind_every == 0
 
 
 def test_every_server_default() -> None:
@@ -169,6 +171,8 @@ def test_every_value_set() -> None:
         ({**ONE_SERVER, "DISCORD_GUILD_ID": "my guild"}, "DISCORD_GUILD_ID", "integer"),
         ({**ONE_SERVER, "DISCORD_ADMIN_ROLE_IDS": "1,admins"}, "DISCORD_ADMIN_ROLE_IDS", "integer"),
         ({}, "PORACLE_SERVER_1_HOST", "no servers configured"),
+        ({**ONE_SERVER, "PORACLE_REMIND_EVERY": "-5"}, "PORACLE_REMIND_EVERY", "greater than or equal to 0"),
+        ({**ONE_SERVER, "PORACLE_STATUS_CHANNEL_ID": "#status"}, "PORACLE_STATUS_CHANNEL_ID", "integer"),
     ],
 )
 def test_each_error_names_its_variable(env: dict[str, str], variable: str, words: str) -> None:
@@ -430,3 +434,12 @@ async def test_cli_bad_config_exits_2_and_touches_nothing(
         else:
             assert process.returncode == 0, (out, err)
             assert seen == ["/health"]
+
+
+def test_a_misspelt_setting_is_pointed_out_and_others_are_left_alone() -> None:
+    env = {**ONE_SERVER, "PORACLE_HEALTH_TIMOUT": "2", "PORACLE_WEB_PORT": "8082", "DISCORD_TOKN": "x"}
+    assert likely_typos(env) == [
+        "PORACLE_HEALTH_TIMOUT: not a setting; did you mean PORACLE_HEALTH_TIMEOUT? (ignored)",
+        "DISCORD_TOKN: not a setting; did you mean DISCORD_TOKEN? (ignored)",
+    ]
+    assert likely_typos(ONE_SERVER) == []
