@@ -65,10 +65,15 @@ class HostKeyChecker(asyncssh.SSHClient):
         self._host = host
         self._port = port
         self.offered_key: asyncssh.SSHKey | None = None
+        self.pin_error: OSError | None = None
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         self.offered_key = key
         if self._policy is HostKeyPolicy.ACCEPT_NEW and not self._known_hosts.keys_for(self._host, self._port):
-            self._known_hosts.pin(self._host, self._port, key)
+            try:
+                self._known_hosts.pin(self._host, self._port, key)
+            except OSError as exc:  # a key we could not pin would be trusted afresh every time: refuse it
+                self.pin_error = exc
+                return False
             return True
         return False

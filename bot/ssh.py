@@ -179,6 +179,11 @@ class SshRunner:
     def _host_key_reason(self, server: ServerConfig, checker: HostKeyChecker, already_known: bool) -> str:
         offered = f" (offered {fingerprint(checker.offered_key)})" if checker.offered_key else ""
         where = host_pattern(server.host, server.ssh_port)
+        if checker.pin_error is not None:
+            return (
+                f"cannot pin the host key of {where}{offered}: {checker.pin_error.strerror or checker.pin_error}; "
+                f"make {self.known_hosts.path} writable (PORACLE_SSH_KNOWN_HOSTS)"
+            )
         if already_known:
             log.error("Host key of %s CHANGED%s: refused, nothing was run", where, offered)
             return (

@@ -421,3 +421,15 @@ async def test_unknown_server_names_the_known_ones(sshd: SshServer, pinned: Path
         assert [s.name for s in service.resolve("beta")] == ["Beta"]
         assert [s.name for s in service.resolve(" All ")] == ["Alpha", "Beta"]
     assert "Alpha" in str(caught.value) and "Beta" in str(caught.value) and "all" in str(caught.value)
+
+
+async def test_a_key_that_cannot_be_pinned_is_refused_and_says_why(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the known_hosts directory should be")  # fails for root too
+    settings = make_settings(sshd, blocker / "known_hosts", api.url, f"touch {marker}", policy="accept-new")
+    result = await SshRunner(settings).run(settings.servers[0], f"touch {marker}", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "cannot pin the host key" in result.reason and "PORACLE_SSH_KNOWN_HOSTS" in result.reason
+    assert not ran(marker)
