@@ -24,6 +24,7 @@ from bot.trust import HostKeyCheck, PinState, check_host_key
 
 KEY_FIX = "mount a dedicated private key without a passphrase at /app/ssh_key (Docker), or set PORACLE_SSH_KEY_PATH"
 SSH_REACH_FIX = "check the host and SSH port, that sshd runs there, and that the firewall lets this machine in"
+WRITABLE_FIX = "make it a directory the user running the bot can write to (in Docker: the /app/data volume)"
 API_FIX = (
     "is PoracleJS running, listening on 0.0.0.0 (server.host in its config, not 127.0.0.1), "
     "and does the firewall let this machine reach that port?"
@@ -63,13 +64,13 @@ async def run_doctor(env: Mapping[str, str]) -> int:
 
 
 async def diagnose(settings: Settings) -> list[Finding]:
-    """Every finding, in checklist order: configuration, Discord, keys, known_hosts, then each server."""
+    """Every finding, in checklist order: configuration, Discord, keys, data, known_hosts, then each server."""
     names = ", ".join(server.name for server in settings.servers)
     findings = [Finding(Level.OK, "Configuration", f"{len(settings.servers)} server(s): {names}")]
     findings += _discord(settings)
     key_findings = {path: _key(path) for path in dict.fromkeys(server.ssh_key_path for server in settings.servers)}
     findings += key_findings.values()
-    findings.append(_known_hosts(settings))
+    findings += [_data_dir(settings), _known_hosts(settings)]
     async with PoracleService(settings) as service:
         per_server = await asyncio.gather(
             *(_server(settings, service, server, key_findings[server.ssh_key_path]) for server in settings.servers)
@@ -98,14 +99,27 @@ def _key(path: Path) -> Finding:
     return Finding(Level.OK, "SSH key", f"{path}: {key.get_algorithm()} {fingerprint(key)}, no passphrase")
 
 
+def _writable_dir(directory: Path) -> bool:
+    """Whether the bot can create files in `directory`, creating it and its missing parents if need be."""
+    while not directory.exists():
+        directory = directory.parent
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)
+
+
 def _writable(path: Path) -> bool:
-    """Whether the bot can append to `path`, creating it and its missing directories if need be."""
-    if path.exists():
-        return path.is_file() and os.access(path, os.W_OK)
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    """Whether the bot can append to the file `path`, creating it if need be."""
+    return path.is_file() and os.access(path, os.W_OK) if path.exists() else _writable_dir(path.parent)
+
+
+def _data_dir(settings: Settings) -> Finding:
+    if _writable_dir(settings.data_dir):
+        return Finding(Level.OK, "Data", f"{settings.data_dir} is writable")
+    return Finding(
+        Level.FAIL,
+        "Data",
+        f"{settings.data_dir} cannot be written: the bot could not keep its state and heartbeat",
+        WRITABLE_FIX,
+    )
 
 
 def _known_hosts(settings: Settings) -> Finding:
@@ -127,7 +141,7 @@ def _known_hosts(settings: Settings) -> Finding:
             Level.FAIL,
             "Host keys",
             f"{path} cannot be written: a new server's host key could not be pinned",
-            f"make {path.parent} writable by the user running the bot (in Docker: the /app/data volume)",
+            WRITABLE_FIX,
         )
     return Finding(Level.OK, "Host keys", f"{path} is usable (policy {policy})")
 

@@ -228,6 +228,17 @@ async def test_known_hosts_that_cannot_be_written_under_accept_new(
     assert only(lines, "[FAIL] Host keys:", "cannot be written")
 
 
+async def test_data_directory_that_cannot_be_written(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    (tmp_path / "a-file").write_text("")
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_DATA_DIR=str(tmp_path / "a-file" / "data"))
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    assert only(lines, "[FAIL] Data:", "cannot be written")
+
+
 async def test_two_servers_each_get_their_lines(
     sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

