@@ -200,6 +200,13 @@ class SshRunner:
             process = await conn.create_process(
                 command, term_type="dumb", stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
             )
+        except asyncssh.ChannelOpenError as exc:
+            if "PTY" in exc.reason:  # `restrict` in authorized_keys forbids the terminal we need
+                raise ConnectionProblem(
+                    "the server refused a terminal for the command; if the key is limited in authorized_keys, "
+                    'add `pty` to its options (restrict,pty,command="...")'
+                ) from None
+            raise ConnectionProblem(f"SSH session refused: {exc.reason}") from None
         except asyncssh.Error as exc:
             raise ConnectionProblem(f"SSH session refused: {exc.reason}") from None
         try:

@@ -433,3 +433,17 @@ async def test_a_key_that_cannot_be_pinned_is_refused_and_says_why(
     assert result.outcome is CommandOutcome.CONNECTION_ERROR
     assert "cannot pin the host key" in result.reason and "PORACLE_SSH_KNOWN_HOSTS" in result.reason
     assert not ran(marker)
+
+
+async def test_a_key_restricted_without_pty_gets_a_reason_that_names_the_fix(
+    sshd_factory: SshdFactory, tmp_path: Path, api: HttpServer, marker: Path
+) -> None:
+    server = sshd_factory()
+    authorized = server.base_dir / "authorized_keys"
+    key = authorized.read_text().strip().splitlines()[-1]
+    authorized.write_text(f'restrict,command="touch {marker}" {key}\n')
+    settings = make_settings(server, server.write_known_hosts(tmp_path / "known_hosts"), api.url, "true")
+    result = await SshRunner(settings).run(settings.servers[0], "true", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "refused a terminal" in result.reason and "restrict,pty" in result.reason
+    assert not ran(marker)
