@@ -101,6 +101,7 @@ class Alerts(commands.Cog):
             _log_event(event)
         await asyncio.to_thread(bot.store.record_round, results, bot.monitor.watches, events)
         await self.deliver_pending()
+        await bot.live_status.update(results)  # logs its own failures; never raises
         await asyncio.to_thread(bot.store.prune, datetime.now(UTC))
         self._beat()
 

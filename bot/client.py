@@ -13,6 +13,7 @@ from bot.access import REFUSAL, reply_privately
 from bot.alerts import AlertChannel, Alerts
 from bot.commands import PoracleCommands
 from bot.config import ConfigError, Settings
+from bot.live_status import LiveStatus
 from bot.monitor import Monitor
 from bot.service import PoracleService
 from bot.store import Store, StoreError
@@ -21,6 +22,7 @@ from bot.views import RestartButton, who
 log = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT = 60.0
+PAGER_TIMEOUT = 300.0  # Previous / Next work this long; the interaction's token would last 15 min
 
 
 class PoracleTree(app_commands.CommandTree["PoracleBot"]):
@@ -38,7 +40,14 @@ def _command_name(interaction: discord.Interaction) -> str:
 
 
 class PoracleBot(commands.Bot):
-    def __init__(self, settings: Settings, store: Store, *, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        confirm_timeout: float = CONFIRM_TIMEOUT,
+        pager_timeout: float = PAGER_TIMEOUT,
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),  # nothing privileged: roles arrive with each interaction
@@ -47,6 +56,7 @@ class PoracleBot(commands.Bot):
         )
         self.settings = settings
         self.confirm_timeout = confirm_timeout
+        self.pager_timeout = pager_timeout
         self.store = store
         self.service = PoracleService(settings)
         # Restored state: a bot restarted during an outage neither repeats its alert nor misses the recovery.
@@ -57,6 +67,7 @@ class PoracleBot(commands.Bot):
             store.load_watches(),
         )
         self.alerts = AlertChannel(self, settings.discord_alert_channel_id)
+        self.live_status = LiveStatus(self, settings.status_channel_id)
         self.connected = False
 
     async def setup_hook(self) -> None:

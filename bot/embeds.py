@@ -6,7 +6,7 @@ Discord's limits shape them: 25 fields, 256-character field names, 1024-characte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import discord
@@ -16,6 +16,7 @@ from bot.config import ServerConfig
 from bot.health import HealthResult
 from bot.monitor import Event, Outage, Recovery, Reminder
 from bot.service import RestartResult
+from bot.store import HistoryEntry, RestartRecord, ServerHistory
 
 GREEN = discord.Colour.green()
 ORANGE = discord.Colour.orange()
@@ -25,6 +26,8 @@ BLURPLE = discord.Colour.blurple()
 
 ONLINE = "🟢"
 OFFLINE = "🔴"
+MUTED = "🔇"
+RESTART = "🔁"
 MAX_FIELDS = 25
 DESCRIPTION_LIMIT = 4096
 EMBED_LIMIT = 6000
@@ -57,6 +60,37 @@ def _status_line(result: HealthResult, down_since: datetime | None) -> str:
     return f"{OFFLINE} **offline** · {result.reason} · down since {format_dt(since, 'R')}"
 
 
+def _percent(fraction: float) -> str:
+    # Never round a failure up to "100 %": 99.96 % shows as 99.9 %.
+    return "100 %" if fraction >= 1 else f"{min(fraction * 100, 99.9):.1f} %"
+
+
+def _restart_words(record: RestartRecord) -> str:
+    by = discord.utils.escape_markdown(record.requested_by)
+    return f"{format_dt(record.at, 'R')} by {by}: **{record.outcome}**"
+
+
+def _history_parts(history: ServerHistory | None, muted_until: datetime | None) -> list[str]:
+    """The extra lines of one server's status: uptime and median latency, last restart, mute."""
+    parts = []
+    if history is not None:
+        uptimes = [
+            f"{label} {_percent(value)}"
+            for label, value in (("24 h", history.uptime_24h), ("7 d", history.uptime_7d))
+            if value is not None
+        ]
+        figures = ["uptime " + " · ".join(uptimes)] if uptimes else []
+        if history.median_latency_ms is not None:
+            figures.append(f"median {history.median_latency_ms:.0f} ms")
+        if figures:
+            parts.append(" · ".join(figures))
+        if history.last_restart is not None:
+            parts.append(f"last restart {_restart_words(history.last_restart)}")
+    if muted_until is not None:
+        parts.append(f"{MUTED} muted until {format_dt(muted_until, 'R')}")
+    return parts
+
+
 def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
     online = sum(result.online for result in results)
     if online == len(results):
@@ -64,19 +98,34 @@ def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
     return RED if online == 0 else ORANGE
 
 
-def status_embeds(results: Sequence[HealthResult], down_since: Callable[[str], datetime | None]) -> list[discord.Embed]:
-    """One embed with a field per server; over 25 servers, compact lines split over several embeds."""
+def status_embeds(
+    results: Sequence[HealthResult],
+    down_since: Callable[[str], datetime | None],
+    histories: Mapping[str, ServerHistory] | None = None,
+    mutes: Mapping[str, datetime] | None = None,
+) -> list[discord.Embed]:
+    """One embed with a field per server; over 25 servers, compact lines split over several embeds.
+
+    `histories` (uptime, latency, last restart) and `mutes` (until when) add a line each when known."""
+    histories, mutes = histories or {}, mutes or {}
     online = sum(result.online for result in results)
     title = f"PoracleJS servers: {online}/{len(results)} online"
     colour = _status_colour(results)
     checked = min((result.checked_at for result in results), default=None)
+
+    def parts(result: HealthResult) -> list[str]:
+        now = _status_line(result, down_since(result.server))
+        return [now, *_history_parts(histories.get(result.server), mutes.get(result.server))]
+
+    embed = discord.Embed(title=title, colour=colour, timestamp=checked)
     if len(results) <= MAX_FIELDS:
-        embed = discord.Embed(title=title, colour=colour, timestamp=checked)
         for result in results:
-            embed.add_field(name=result.server, value=_status_line(result, down_since(result.server)), inline=False)
+            embed.add_field(name=result.server, value="\n".join(parts(result))[:FIELD_LIMIT], inline=False)
+    # Fields while they fit (25 of them, 6000 characters in all), else compact lines.
+    if len(results) <= MAX_FIELDS and len(embed) + len("Checked") <= EMBED_LIMIT:
         embeds = [embed]
     else:
-        lines = [f"**{r.server}**: {_status_line(r, down_since(r.server))}" for r in results]
+        lines = [f"**{r.server}**: {' · '.join(parts(r))}" for r in results]
         embeds = [
             discord.Embed(title=title if i == 0 else None, description=chunk, colour=colour, timestamp=checked)
             for i, chunk in enumerate(_chunks(lines, DESCRIPTION_LIMIT))
@@ -193,4 +242,47 @@ def alert_embed(events: Sequence[Event]) -> discord.Embed:
         else:
             value = f"**offline** · {event.reason} · down since {format_dt(event.since, 'R')}"
         embed.add_field(name=event.server, value=value[:FIELD_LIMIT], inline=False)
+    return embed
+
+
+HISTORY_PAGE = 10  # entries a page: each line is at most HISTORY_LINE long, so a page fits a description
+HISTORY_LINE = DESCRIPTION_LIMIT // HISTORY_PAGE - 1
+
+
+def _history_line(entry: HistoryEntry) -> str:
+    when = format_dt(entry.at, "f")
+    if isinstance(entry, RestartRecord):
+        line = f"{RESTART} {when} **{entry.server}** restart {_restart_words(entry)} · {entry.reason}"
+    elif entry.until is None:
+        line = f"{OFFLINE} {when} **{entry.server}** offline, still down · {entry.reason}"
+    else:
+        line = f"{OFFLINE} {when} **{entry.server}** offline for {duration(entry.until - entry.since)} · {entry.reason}"
+    return line if len(line) <= HISTORY_LINE else line[: HISTORY_LINE - 1] + "…"
+
+
+def history_embeds(entries: Sequence[HistoryEntry], server: str | None) -> list[discord.Embed]:
+    """The restarts and outages, newest first, as pages of HISTORY_PAGE entries (at least one page)."""
+    title = f"History of {server}" if server else "History of all servers"
+    lines = [_history_line(entry) for entry in entries]
+    pages = [lines[i : i + HISTORY_PAGE] for i in range(0, len(lines), HISTORY_PAGE)] or [[]]
+    embeds = []
+    for number, page in enumerate(pages, 1):
+        embed = discord.Embed(title=title, colour=BLURPLE, description="\n".join(page) or "Nothing recorded yet.")
+        embed.set_footer(text=f"Page {number}/{len(pages)} · newest first")
+        embeds.append(embed)
+    return embeds
+
+
+def mute_embed(servers: Sequence[str], until: datetime | None, by: discord.abc.User) -> discord.Embed:
+    """The answer to /poracle mute (`until` set) and /poracle unmute (`until` None)."""
+    names = ", ".join(servers)
+    if until is None:
+        embed = discord.Embed(title=f"🔔 Alerts on again: {names}"[:256], colour=GREEN)
+        embed.description = f"Unmuted by {by.mention}."
+    else:
+        embed = discord.Embed(title=f"{MUTED} Muted: {names}"[:256], colour=GREY)
+        embed.description = (
+            f"No alerts until {format_dt(until, 'f')} ({format_dt(until, 'R')}), or `/poracle unmute`; "
+            f"the checks go on. Muted by {by.mention}."
+        )
     return embed

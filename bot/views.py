@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import discord
 
@@ -26,29 +26,38 @@ def who(user: discord.abc.User) -> str:
     return f"{user.name} ({user.id})"
 
 
-class ConfirmView(discord.ui.View):
-    """Records the asking admin's choice: True (Confirm), False (Cancel) or None (expired)."""
+class OwnedView(discord.ui.View):
+    """Buttons only the admin who asked may press; checked on every press, as roles can change meanwhile."""
+
+    action = "answer this prompt"  # how a refused press is told what it may not do
 
     def __init__(self, owner: discord.abc.User, admin_role_ids: frozenset[int], timeout: float) -> None:
         super().__init__(timeout=timeout)
         self.owner = owner
         self.admin_role_ids = admin_role_ids
-        self.value: bool | None = None
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if not is_admin(interaction, self.admin_role_ids):
             await reply_privately(interaction, REFUSAL)
             return False
         if interaction.user.id != self.owner.id:
-            await reply_privately(interaction, f"Only {self.owner.mention} can answer this prompt.")
+            await reply_privately(interaction, f"Only {self.owner.mention} can {self.action}.")
             return False
         return True
 
-    def disable(self) -> ConfirmView:
+    def disable(self) -> Self:
         for item in self.children:
             if isinstance(item, discord.ui.Button):
                 item.disabled = True
         return self
+
+
+class ConfirmView(OwnedView):
+    """Records the asking admin's choice: True (Confirm), False (Cancel) or None (expired)."""
+
+    def __init__(self, owner: discord.abc.User, admin_role_ids: frozenset[int], timeout: float) -> None:
+        super().__init__(owner, admin_role_ids, timeout)
+        self.value: bool | None = None
 
     async def _choose(self, interaction: discord.Interaction, value: bool) -> None:
         if self.value is not None:  # a second press that raced the first: already decided
@@ -93,6 +102,53 @@ async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers:
     await asyncio.to_thread(bot.store.record_restarts, results, started)
     await interaction.edit_original_response(embed=restart_result_embed(results))
     await bot.alerts.send(content=restart_announcement(results, interaction.user))
+
+
+class PagerView(OwnedView):
+    """Previous / Next through pages of embeds, for the admin who asked."""
+
+    action = "turn these pages"
+
+    def __init__(
+        self, pages: Sequence[discord.Embed], owner: discord.abc.User, admin_role_ids: frozenset[int], timeout: float
+    ) -> None:
+        super().__init__(owner, admin_role_ids, timeout)
+        self.pages = pages
+        self.page = 0
+        self._enable()
+
+    def _enable(self) -> None:
+        self.previous_page.disabled = self.page == 0
+        self.next_page.disabled = self.page == len(self.pages) - 1
+
+    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        # Clamped: a double press on the last page's Next, sent before the edit arrived, stays there.
+        self.page = min(max(self.page + step, 0), len(self.pages) - 1)
+        self._enable()
+        await interaction.response.edit_message(embed=self.pages[self.page], view=self)
+
+    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
+    async def previous_page(self, interaction: discord.Interaction, button: discord.ui.Button[PagerView]) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
+    async def next_page(self, interaction: discord.Interaction, button: discord.ui.Button[PagerView]) -> None:
+        await self._turn(interaction, 1)
+
+
+async def show_pages(interaction: discord.Interaction[PoracleBot], pages: Sequence[discord.Embed]) -> None:
+    """The first page, with Previous / Next when there are more; the buttons are disabled when they expire."""
+    if len(pages) == 1:
+        await interaction.response.send_message(embed=pages[0])
+        return
+    bot = interaction.client
+    view = PagerView(pages, interaction.user, bot.settings.discord_admin_role_ids, bot.pager_timeout)
+    await interaction.response.send_message(embed=pages[0], view=view)
+    await view.wait()
+    try:
+        await interaction.edit_original_response(view=view.disable())
+    except discord.HTTPException as exc:  # deleted meanwhile: nothing left to disable
+        log.info("Could not disable the expired pager: %s %s", exc.status, exc.text)
 
 
 class RestartButton(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from bot.client import PoracleBot
 from bot.config import load_settings
 from bot.store import Store
 from tests.discord_double import DiscordDouble
+from tests.local_http import HttpServer
 from tests.sshd import SshServer
 
 
@@ -54,14 +57,27 @@ def server_env(
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    discord: DiscordDouble, env: Mapping[str, str], *, confirm_timeout: float = 60.0
+    discord: DiscordDouble, env: Mapping[str, str], *, confirm_timeout: float = 60.0, pager_timeout: float = 60.0
 ) -> AsyncIterator[PoracleBot]:
     """The production bot, connected to the double, for the duration of the block."""
     settings = load_settings(env)
     store = Store.open(settings.data_dir)
     try:
-        bot = PoracleBot(settings, store, confirm_timeout=confirm_timeout)
+        bot = PoracleBot(settings, store, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
         async with discord.connected(bot):
             yield bot
     finally:
         store.close()
+
+
+FIRST_ROUND = 10.0  # the monitor's first round waits for on_ready (2 s after connecting): a wide margin
+
+
+async def monitor_rounds(counter: HttpServer, count: int, timeout: float = FIRST_ROUND) -> None:
+    """Wait until the monitor has started `count` more rounds: `counter` is a configured server that
+    always answers, so each round asks it once."""
+    target = len(counter.requests) + count
+    deadline = time.monotonic() + timeout
+    while len(counter.requests) < target:
+        assert time.monotonic() < deadline, f"only {len(counter.requests)} of {target} rounds in {timeout} s"
+        await asyncio.sleep(0.02)

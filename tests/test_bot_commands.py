@@ -65,9 +65,13 @@ async def test_commands_sync_to_the_guild_as_one_guild_only_group(
     assert group["name"] == "poracle"
     assert group.get("contexts") == [0] or group.get("dm_permission") is False
     subcommands = {option["name"]: option for option in group["options"]}
-    assert set(subcommands) == {"status", "restart"}
+    assert set(subcommands) == {"status", "restart", "history", "mute", "unmute"}
     (server,) = subcommands["restart"]["options"]
     assert server["name"] == "server" and server["required"] and server["autocomplete"]
+    (history_server,) = subcommands["history"]["options"]
+    assert not history_server.get("required") and history_server["autocomplete"]
+    minutes = {option["name"]: option for option in subcommands["mute"]["options"]}["minutes"]
+    assert (minutes["min_value"], minutes["max_value"]) == (1, 10080)
 
 
 async def test_status_answers_in_time_and_shows_every_kind_of_server(
