@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 from collections.abc import Iterable
@@ -57,7 +58,10 @@ class HealthChecker:
         # No connection limit: a few hung servers must not queue the others behind them.
         # force_close: a reused keep-alive socket says nothing about whether the server answers now.
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout))
+        # ceil_threshold: aiohttp rounds the deadline of timeouts of 5 s or more up to a whole second of the
+        # loop clock, so the default 5 s would wait up to 6 s; the configured timeout is what is waited.
+        timeout = aiohttp.ClientTimeout(total=self.timeout, ceil_threshold=math.inf)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
