@@ -357,6 +357,27 @@ async def test_message_edit_get_delete(discord_double: DiscordDouble) -> None:
             await channel.fetch_message(sent.id)
 
 
+async def test_a_message_deleted_by_someone_else_is_gone_for_the_bot(discord_double: DiscordDouble) -> None:
+    d, seen = discord_double, Seen()
+    deleted: list[int] = []
+
+    async def on_raw_message_delete(payload: discord.RawMessageDeleteEvent) -> None:
+        deleted.append(payload.message_id)
+
+    async with d.connected(make_bot(d, seen)) as bot:
+        bot.add_listener(on_raw_message_delete)
+        channel = bot.get_partial_messageable(d.channel_id)
+        sent = await channel.send("status")
+        await d.delete_message(sent.id)
+        await d.wait_until_ready()  # the bot has processed MESSAGE_DELETE
+        assert deleted == [sent.id] and d.channel_messages() == [] and d.message(sent.id).deleted
+        with pytest.raises(discord.NotFound) as missing:
+            await sent.edit(content="v2")
+        assert missing.value.code == 10008
+        with pytest.raises(LookupError):
+            await d.delete_message(sent.id)
+
+
 async def test_user_and_role_options_are_resolved(discord_double: DiscordDouble) -> None:
     d, seen = discord_double, Seen()
     async with d.connected(make_bot(d, seen)):

@@ -166,6 +166,11 @@ class DiscordDouble:
         if notify:
             await self.gateway.dispatch("CHANNEL_DELETE", channel.payload())
 
+    async def delete_message(self, message: Message | int) -> None:
+        """Someone (a moderator, say) deleted the message: MESSAGE_DELETE is sent, and REST answers
+        404 Unknown Message (10008) for it from now on, as it does after the bot deleted it."""
+        await self.rest._delete(self._current(message))
+
     # ------------------------------------------------------------------ what the bot said
     @property
     def messages(self) -> list[Message]:
