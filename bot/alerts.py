@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import logging
 from datetime import UTC, datetime
@@ -96,10 +97,17 @@ class Alerts(commands.Cog):
     async def run_round(self) -> None:
         bot = self.bot
         results = await bot.service.check_all()
+        before = {name: copy.copy(watch) for name, watch in bot.monitor.watches.items()}
         events = bot.monitor.observe(results)
+        try:
+            await asyncio.to_thread(bot.store.record_round, results, bot.monitor.watches, events)
+        except Exception:
+            # Not recorded, so forget the round: the next one raises its outages and recoveries again
+            # instead of having moved on without them (an outage nobody would ever be told of).
+            bot.monitor.watches = before
+            raise
         for event in events:
             _log_event(event)
-        await asyncio.to_thread(bot.store.record_round, results, bot.monitor.watches, events)
         await self.deliver_pending()
         await bot.live_status.update(results)  # logs its own failures; never raises
         await asyncio.to_thread(bot.store.prune, datetime.now(UTC))

@@ -306,3 +306,30 @@ async def test_servers_down_in_the_same_round_share_one_alert_and_come_back_in_o
     assert [f["name"] for f in embed["fields"]] == ["Alpha", "Beta"]
     assert all("down for" in f["value"] for f in embed["fields"])
     assert recovery.buttons == []
+
+
+async def test_a_round_that_could_not_be_recorded_is_raised_again_not_lost(
+    discord_double: DiscordDouble, servers: Callable[[], Switchable], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holds the database's write lock (an operator's sqlite3 shell, a backup) past the
+    store's 10 s busy timeout while a server goes down: that round is lost, its outage alert must not be."""
+    d = discord_double
+    main = servers()
+    await main.up()
+    data = tmp_path / "data"
+    env = bot_env(d, data) | server_env(1, "Main", main.url)
+    async with running_bot(d, env) as bot:
+        await rounds(bot, "Main", "successes", 1)
+        blocker = sqlite3.connect(data / FILE_NAME, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            await main.down()
+            await wait_for(
+                lambda: any("Monitor round failed" in r.getMessage() for r in caplog.records), 20, "a failed round"
+            )
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        outage = await d.wait_for_message(lambda m: "Main is offline" in m.text, timeout=10)
+        await rounds(bot, "Main", "failures", 3)
+    assert d.channel_messages(d.channel_id) == [outage]
