@@ -37,10 +37,10 @@ async def status_with_history(bot: PoracleBot, results: Sequence[HealthResult]) 
 
 def one_message(embeds: Sequence[discord.Embed]) -> list[discord.Embed]:
     """As many embeds as one message may carry; the last says where the rest is."""
-    kept: list[discord.Embed] = []
-    total = 0
     note = "Checked · more in /poracle status"
-    for embed in embeds[:MAX_EMBEDS]:
+    # The first always goes: status_embeds keeps each embed within the limit on its own.
+    kept, total = [embeds[0]], len(embeds[0])
+    for embed in embeds[1:MAX_EMBEDS]:
         if total + len(embed) + len(note) > EMBED_LIMIT:
             break
         kept.append(embed)

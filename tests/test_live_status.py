@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.live_status import MESSAGE_KEY
+from bot.embeds import EMBED_LIMIT, status_embeds
+from bot.health import HealthResult
+from bot.live_status import MAX_EMBEDS, MESSAGE_KEY, one_message
 from bot.store import Store
 from tests.bot_world import discord_env, monitor_rounds, running_bot, server_env
 from tests.discord_double import DiscordDouble, Message, RequestRecord
@@ -132,3 +135,18 @@ async def test_a_forbidden_status_channel_is_logged_and_the_rounds_go_on(
         f"Cannot keep the live status in channel {status_channel}: the bot needs View Channel, Send Messages "
         "and Embed Links there (PORACLE_STATUS_CHANNEL_ID)" in caplog.text
     )
+
+
+@pytest.mark.parametrize("count", [1, 30, 200])
+def test_the_live_status_fits_one_message(count: int) -> None:
+    """A message carries at most 10 embeds and 6000 characters in all; what does not fit is pointed at."""
+    now = datetime.now(UTC)
+    results = [HealthResult(f"server-with-a-long-name-{i:03}", False, now, reason="refused") for i in range(count)]
+    embeds = status_embeds(results, lambda _: now)
+    kept = one_message(status_embeds(results, lambda _: now))
+    assert sum(len(embed) for embed in kept) <= EMBED_LIMIT and 1 <= len(kept) <= MAX_EMBEDS
+    if len(kept) == len(embeds):
+        assert kept[-1].footer.text == "Checked"
+    else:
+        assert kept[-1].footer.text == "Checked · more in /poracle status"
+    assert (len(kept) < len(embeds)) == (count == 200)
