@@ -8,7 +8,6 @@ loop never waits on the disk.
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import threading
@@ -62,6 +61,16 @@ _MIGRATIONS: Sequence[str] = (
     CREATE INDEX restarts_server ON restarts(server_id, at);
     CREATE TABLE mutes (server_id INTEGER PRIMARY KEY REFERENCES servers(id), until REAL NOT NULL, by TEXT NOT NULL);
     CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: latency histograms as rows, summed by SQLite: a JSON text per server and hour made /poracle status
+    # parse and merge 4,800 of them (200 servers, 24 h) in Python for each status (bench/store_week.py).
+    """
+    CREATE TABLE latency (
+        server_id INTEGER NOT NULL, hour INTEGER NOT NULL, bucket INTEGER NOT NULL, answers INTEGER NOT NULL,
+        PRIMARY KEY (server_id, hour, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO latency SELECT server_id, hour, CAST(key AS INTEGER), value FROM hourly, json_each(latency_hist);
+    ALTER TABLE hourly DROP COLUMN latency_hist;
     """,
 )
 
@@ -149,6 +158,9 @@ class Store:
         self._server_ids: dict[str, int] = {}
         self._round = self._db.execute("SELECT COALESCE(MAX(round), 0) FROM events").fetchone()[0]
         self._last_prune: datetime | None = None
+        # The figures of the hours before the current one, which no later round changes: /poracle status
+        # then only reads the current hour's rows. Dropped when a round writes into an earlier hour.
+        self._settled: _Rollup | None = None
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
@@ -233,8 +245,7 @@ class Store:
         """One monitor round, all or nothing: the samples, every server's state and the alerts raised."""
         with self._transaction():
             self._round += 1
-            for result in results:
-                self._record_sample(self._server_id(result.server), result)
+            self._record_samples(results)
             self._db.executemany(
                 "INSERT OR REPLACE INTO watches VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -255,23 +266,28 @@ class Store:
                 [(self._round, *self._event_row(event)) for event in events],
             )
 
-    def _record_sample(self, server_id: int, result: HealthResult) -> None:
-        latency = round(result.latency_ms) if result.latency_ms is not None else None
-        at = _ts(result.checked_at)
-        self._db.execute(
-            "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", (server_id, int(at * 1000), result.status, latency)
+    def _record_samples(self, results: Sequence[HealthResult]) -> None:
+        """The raw samples, and the hourly rollups the status figures are read from."""
+        samples, hourly, latency = [], [], []
+        for result in results:
+            server_id = self._server_id(result.server)
+            ms = round(result.latency_ms) if result.latency_ms is not None else None
+            at = _ts(result.checked_at)
+            hour = int(at // 3600)
+            samples.append((server_id, int(at * 1000), result.status, ms))
+            hourly.append((server_id, hour, int(result.online)))
+            if result.online and ms is not None:
+                latency.append((server_id, hour, _bucket(ms)))
+        if self._settled is not None and any(row[1] < self._settled.hour for row in hourly):
+            self._settled = None
+        self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", samples)
+        self._db.executemany(
+            "INSERT INTO hourly VALUES (?, ?, 1, ?) "
+            "ON CONFLICT DO UPDATE SET checks = checks + 1, online = online + excluded.online",
+            hourly,
         )
-        hour = int(at // 3600)
-        row = self._db.execute(
-            "SELECT checks, online, latency_hist FROM hourly WHERE server_id = ? AND hour = ?", (server_id, hour)
-        ).fetchone()
-        checks, online, histogram = (row[0], row[1], json.loads(row[2])) if row else (0, 0, {})
-        if result.online and latency is not None:
-            bucket = str(_bucket(latency))
-            histogram[bucket] = histogram.get(bucket, 0) + 1
-        self._db.execute(
-            "INSERT OR REPLACE INTO hourly VALUES (?, ?, ?, ?, ?)",
-            (server_id, hour, checks + 1, online + result.online, json.dumps(histogram, separators=(",", ":"))),
+        self._db.executemany(
+            "INSERT INTO latency VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET answers = answers + 1", latency
         )
 
     def _event_row(self, event: Event) -> tuple[str, int, str | None, float, float]:
@@ -348,32 +364,54 @@ class Store:
         """Uptime over 24 h and 7 d, the median latency of the last 24 h and the last restart, per server."""
         hour_now = int(_ts(now) // 3600)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT name, hour, checks, online, latency_hist FROM hourly JOIN servers ON servers.id = server_id "
-                "WHERE hour > ?",
-                (hour_now - 24 * 7,),
-            ).fetchall()
+            if self._settled is None or self._settled.hour != hour_now:
+                self._settled = self._rollup(hour_now, settled=True)
+            current = self._rollup(hour_now, settled=False)
             restarts = self._db.execute(
                 f"SELECT {_RESTART_COLUMNS} FROM restarts JOIN servers ON servers.id = server_id "
                 "WHERE restarts.id IN (SELECT MAX(id) FROM restarts GROUP BY server_id)"
             ).fetchall()
-        day: dict[str, list[int]] = {}
-        week: dict[str, list[int]] = {}
-        latencies: dict[str, dict[int, int]] = {}
-        for name, hour, checks, online, histogram in rows:
-            _add(week, name, checks, online)
-            if hour > hour_now - 24:
-                _add(day, name, checks, online)
-                merged = latencies.setdefault(name, {})
-                for bucket, count in json.loads(histogram).items():
-                    merged[int(bucket)] = merged.get(int(bucket), 0) + count
+        counts = dict(self._settled.counts)
+        for name, (day_checks, day_online, checks, online) in current.counts.items():
+            before = counts.get(name, (0, 0, 0, 0))
+            counts[name] = (before[0] + day_checks, before[1] + day_online, before[2] + checks, before[3] + online)
+        latencies = {name: dict(histogram) for name, histogram in self._settled.latencies.items()}
+        for name, histogram in current.latencies.items():
+            merged = latencies.setdefault(name, {})
+            for bucket, answers in histogram.items():
+                merged[bucket] = merged.get(bucket, 0) + answers
         last = {record.server: record for record in map(_restart_record, restarts)}
         return {
             name: ServerHistory(
-                _ratio(day.get(name)), _ratio(week.get(name)), _median(latencies.get(name, {})), last.get(name)
+                _ratio(*counts[name][:2]) if name in counts else None,
+                _ratio(*counts[name][2:]) if name in counts else None,
+                _median(latencies.get(name, {})),
+                last.get(name),
             )
-            for name in set(week) | set(last)
+            for name in counts.keys() | last.keys()
         }
+
+    def _rollup(self, hour_now: int, *, settled: bool) -> _Rollup:
+        """Sums of the hourly rows of the week (and the day) before `hour_now` (settled), or from `hour_now` on."""
+        # servers CROSS JOIN: one primary-key range per server, never a scan of the 30 days kept.
+        low, high = (hour_now - 24 * 7, hour_now) if settled else (hour_now - 1, 2**62)
+        counts = {
+            name: (day_checks, day_online, checks, online)
+            for name, day_checks, day_online, checks, online in self._db.execute(
+                "SELECT name, SUM(CASE WHEN hour > ?1 THEN checks ELSE 0 END), "
+                "SUM(CASE WHEN hour > ?1 THEN online ELSE 0 END), SUM(checks), SUM(online) FROM servers "
+                "CROSS JOIN hourly ON hourly.server_id = servers.id AND hour > ?2 AND hour < ?3 GROUP BY servers.id",
+                (hour_now - 24, low, high),
+            )
+        }
+        latencies: dict[str, dict[int, int]] = {}
+        for name, bucket, answers in self._db.execute(
+            "SELECT name, bucket, SUM(answers) FROM servers CROSS JOIN latency "
+            "ON latency.server_id = servers.id AND hour > ?1 AND hour < ?2 GROUP BY servers.id, bucket",
+            (max(low, hour_now - 24), high),
+        ):
+            latencies.setdefault(name, {})[bucket] = answers
+        return _Rollup(hour_now, counts, latencies)
 
     # -- mutes
 
@@ -413,10 +451,18 @@ class Store:
             return 0
         self._last_prune = now
         cutoff = _ts(now - SAMPLE_RETENTION)
+        cutoff_ms, cutoff_hour = int(cutoff * 1000), int(cutoff // 3600)
         with self._transaction():
-            deleted = self._db.execute("DELETE FROM samples WHERE at_ms < ?", (int(cutoff * 1000),)).rowcount
-            self._db.execute("DELETE FROM hourly WHERE hour < ?", (int(cutoff // 3600),))
-        return int(deleted)
+            # Per server, so each DELETE is a primary-key range, not a scan of a month of samples.
+            ids = [server_id for (server_id,) in self._db.execute("SELECT id FROM servers").fetchall()]
+            deleted = 0
+            for server_id in ids:
+                deleted += self._db.execute(
+                    "DELETE FROM samples WHERE server_id = ? AND at_ms < ?", (server_id, cutoff_ms)
+                ).rowcount
+                self._db.execute("DELETE FROM hourly WHERE server_id = ? AND hour < ?", (server_id, cutoff_hour))
+                self._db.execute("DELETE FROM latency WHERE server_id = ? AND hour < ?", (server_id, cutoff_hour))
+        return deleted
 
 
 _RESTART_COLUMNS = "name, at, requested_by, outcome, reason, duration_s, exit_code, healthy_after"
@@ -445,11 +491,12 @@ def _event(kind: str, server: str, reason: str | None, since: float, at: float) 
     return Recovery(server, since_dt, at_dt)
 
 
-def _add(totals: dict[str, list[int]], name: str, checks: int, online: int) -> None:
-    pair = totals.setdefault(name, [0, 0])
-    pair[0] += checks
-    pair[1] += online
+@dataclass(frozen=True, slots=True)
+class _Rollup:
+    hour: int
+    counts: dict[str, tuple[int, int, int, int]]  # checks and online answers in the day, then in the week
+    latencies: dict[str, dict[int, int]]  # the day's latency histogram
 
 
-def _ratio(pair: list[int] | None) -> float | None:
-    return pair[1] / pair[0] if pair and pair[0] else None
+def _ratio(checks: int, online: int) -> float | None:
+    return online / checks if checks else None

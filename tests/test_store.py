@@ -196,6 +196,22 @@ def test_median_latency_of_the_last_day_within_half_a_histogram_bucket(store: St
     assert abs(math.log2(median / 150)) <= HALF_BUCKET
 
 
+def test_figures_include_rounds_recorded_after_a_query_in_any_hour(store: Store) -> None:
+    store.record_round([online("A", NOW - timedelta(hours=3), 100)], {}, [])
+    assert store.server_histories(NOW)["A"].uptime_24h == 1.0
+    store.record_round([offline("A", NOW - timedelta(minutes=1))], {}, [])  # this hour
+    assert store.server_histories(NOW)["A"].uptime_24h == pytest.approx(1 / 2)
+    store.record_round([offline("A", NOW - timedelta(hours=5))], {}, [])  # a late round, hours ago
+    assert store.server_histories(NOW)["A"].uptime_24h == pytest.approx(1 / 3)
+    for i in range(2):
+        store.record_round([online("A", NOW - timedelta(hours=2, seconds=i), 400)], {}, [])
+    history = store.server_histories(NOW)["A"]
+    assert history.uptime_24h == pytest.approx(3 / 5) and history.uptime_7d == pytest.approx(3 / 5)
+    assert history.median_latency_ms is not None and abs(math.log2(history.median_latency_ms / 400)) <= HALF_BUCKET
+    later = store.server_histories(NOW + timedelta(hours=21))["A"]  # the 3 h and 5 h old rounds left the day
+    assert later.uptime_24h == pytest.approx(2 / 3) and later.uptime_7d == pytest.approx(3 / 5)
+
+
 @pytest.mark.parametrize("latency", [1, 3, 7, 19, 50, 137, 181, 250, 999, 4321, 29_000])
 def test_a_single_latency_comes_back_within_the_documented_tolerance(store: Store, latency: int) -> None:
     store.record_round([online("A", NOW - timedelta(minutes=5), latency)], {}, [])
@@ -436,3 +452,66 @@ async def test_run_with_a_good_data_dir_goes_on_to_log_in(tmp_path: Path) -> Non
     assert code == 99, output
     assert "NETWORK" in output and "discord" in output
     assert (tmp_path / "data" / FILE_NAME).is_file()
+
+
+def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> None:
+    """Schema 1 kept each hour's latency histogram as JSON text; the figures survive the migration."""
+    data = tmp_path / "data"
+    data.mkdir()
+    hour = int((NOW - timedelta(hours=2)).timestamp() // 3600)
+    old_hour = int((NOW - timedelta(days=3)).timestamp() // 3600)
+    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
+    connection.executescript(
+        """
+        CREATE TABLE servers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+        CREATE TABLE watches (
+            server_id INTEGER PRIMARY KEY REFERENCES servers(id),
+            state TEXT NOT NULL, failures INTEGER NOT NULL, successes INTEGER NOT NULL,
+            first_failure REAL, down_since REAL, last_alert REAL
+        );
+        CREATE TABLE samples (
+            server_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, status INTEGER, latency_ms INTEGER,
+            PRIMARY KEY (server_id, at_ms)
+        ) WITHOUT ROWID;
+        CREATE TABLE hourly (
+            server_id INTEGER NOT NULL, hour INTEGER NOT NULL, checks INTEGER NOT NULL, online INTEGER NOT NULL,
+            latency_hist TEXT NOT NULL, PRIMARY KEY (server_id, hour)
+        ) WITHOUT ROWID;
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY, round INTEGER NOT NULL, kind TEXT NOT NULL,
+            server_id INTEGER NOT NULL REFERENCES servers(id),
+            reason TEXT, since REAL NOT NULL, at REAL NOT NULL, delivery TEXT NOT NULL DEFAULT 'pending'
+        );
+        CREATE INDEX events_pending ON events(id) WHERE delivery = 'pending';
+        CREATE INDEX events_server ON events(server_id, at);
+        CREATE TABLE restarts (
+            id INTEGER PRIMARY KEY, server_id INTEGER NOT NULL REFERENCES servers(id), at REAL NOT NULL,
+            requested_by TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, exit_code INTEGER,
+            duration_s REAL, healthy_after INTEGER
+        );
+        CREATE INDEX restarts_server ON restarts(server_id, at);
+        CREATE TABLE mutes (
+            server_id INTEGER PRIMARY KEY REFERENCES servers(id), until REAL NOT NULL, by TEXT NOT NULL
+        );
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        PRAGMA user_version = 1;
+        """
+    )
+    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    # 100 ms is bucket 27 (4 * log2(100) = 26.6), 200 ms bucket 31: 3 answers of 100 ms, 1 of 200 ms, 1 timeout.
+    connection.execute("INSERT INTO hourly VALUES (1, ?, 5, 4, ?)", (hour, '{"27":3,"31":1}'))
+    connection.execute("INSERT INTO hourly VALUES (1, ?, 5, 0, '{}')", (old_hour,))
+    connection.close()
+
+    store = Store.open(data)
+    history = store.server_histories(NOW)["A"]
+    assert history.uptime_24h == pytest.approx(4 / 5) and history.uptime_7d == pytest.approx(4 / 10)
+    assert history.median_latency_ms is not None and abs(math.log2(history.median_latency_ms / 100)) <= HALF_BUCKET
+    store.record_round([online("A", NOW - timedelta(hours=2, minutes=1), 200)] * 1, {}, [])
+    store.record_round([online("A", NOW - timedelta(hours=2, minutes=2), 200)], {}, [])
+    store.record_round([online("A", NOW - timedelta(hours=2, minutes=3), 200)], {}, [])
+    history = store.server_histories(NOW)["A"]
+    assert history.uptime_24h == pytest.approx(7 / 8)
+    assert history.median_latency_ms is not None and abs(math.log2(history.median_latency_ms / 200)) <= HALF_BUCKET
+    store.close()
+    assert rows(data, "PRAGMA user_version")[0][0] >= 2
