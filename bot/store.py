@@ -217,6 +217,7 @@ class Store:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._server_ids.clear()  # ids of servers inserted in the transaction are gone with it
                 raise
             self._db.execute("COMMIT")
 

@@ -139,6 +139,23 @@ def test_pending_events_keep_their_round_and_order_until_marked(tmp_path: Path, 
     assert len(store.pending_events()) == 1
 
 
+def test_a_failed_round_leaves_nothing_and_new_servers_after_it_keep_their_own_rows(store: Store) -> None:
+    broken = Recovery("New", NOW, None)  # type: ignore[arg-type]  # fails to be stored, after the samples
+    with pytest.raises(AttributeError):
+        store.record_round([online("New", NOW)], {"New": ServerWatch(State.UP, 0, 1)}, [broken])
+    assert store.load_watches() == {} and store.pending_events() == [] and store.server_histories(NOW) == {}
+
+    store.record_round([offline("Other", NOW)], {"Other": ServerWatch(State.DOWN, 1, 0, NOW, NOW, NOW)}, [])
+    store.record_round([online("New", NOW)], {"New": ServerWatch(State.UP, 0, 1)}, [Outage("Other", "refused", NOW)])
+    assert store.load_watches() == {
+        "Other": ServerWatch(State.DOWN, 1, 0, NOW, NOW, NOW),
+        "New": ServerWatch(State.UP, 0, 1),
+    }
+    assert [stored.event.server for stored in store.pending_events()] == ["Other"]
+    histories = store.server_histories(NOW + timedelta(minutes=1))
+    assert histories["New"].uptime_24h == 1.0 and histories["Other"].uptime_24h == 0.0
+
+
 def test_pending_events_and_round_numbers_survive_a_reopen(tmp_path: Path) -> None:
     data = tmp_path / "data"
     store = Store.open(data)
