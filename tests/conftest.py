@@ -1,3 +1,3 @@
 """Shared pytest configuration: fixture plugins used across the test suite."""
 
-pytest_plugins = ["tests.discord_double.fixture", "tests.sshd", "tests.pm2"]
+pytest_plugins = ["tests.discord_double.fixture", "tests.sshd", "tests.pm2", "tests.common"]

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,8 @@ from tests.bot_world import discord_env, running_bot, server_env, ssh_env
 from tests.discord_double import DiscordDouble, Message
 from tests.local_http import HttpServer, http_server
 from tests.sshd import SshServer
+
+pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 
 FIRST_ROUND = 10.0  # on_ready (2 s after connecting) + a round, with a wide margin
 DANGER = 4
@@ -49,16 +51,6 @@ class SwitchableApi:
         assert self._running is not None
         await self._running.aclose()
         self._running = None
-
-
-@pytest.fixture(autouse=True)
-def token_stays_out_of_the_log(caplog: pytest.LogCaptureFixture, discord_double: DiscordDouble) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    yield
-    formatter = logging.Formatter()
-    logged = "\n".join(formatter.format(r) for phase in ("setup", "call") for r in caplog.get_records(phase))
-    assert "Synced 1 command(s)" in logged, "the log was not captured: the check below would prove nothing"
-    assert discord_double.token not in logged
 
 
 @pytest.fixture

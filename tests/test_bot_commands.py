@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,27 +13,12 @@ import pytest
 
 from bot.client import PoracleBot
 from tests.bot_world import discord_env, running_bot, server_env, ssh_env
+from tests.common import lines
 from tests.discord_double import DiscordDouble, InteractionRecord, Message
 from tests.local_http import HttpServer, http_server, hung_server, refused_port, status
 from tests.sshd import SshServer
 
 DANGER = 4
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[HttpServer]:
-    async with http_server() as server:
-        yield server
-
-
-@pytest.fixture
-def marker(sshd: SshServer) -> Path:
-    """A file only the remote command creates: its existence proves the command ran."""
-    return sshd.workdir / f"ran-{uuid.uuid4().hex}"
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and the last restart from the store (seeded through its public API, or from a re
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from bot.ssh import CommandOutcome, CommandResult
 from bot.store import RestartRecord, ServerHistory, Store
 from tests.bot_world import discord_env, running_bot, server_env, ssh_env
 from tests.discord_double import DiscordDouble, InteractionRecord, Message
-from tests.local_http import HttpServer, http_server
+from tests.local_http import HttpServer
 from tests.sshd import SshServer
 from tests.test_bot_commands import ask_restart
 
@@ -114,12 +113,6 @@ def seed(data_dir: Path) -> tuple[datetime, datetime]:
         return restart_at, outage_at
     finally:
         store.close()
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[HttpServer]:
-    async with http_server() as server:
-        yield server
 
 
 def env_for(discord: DiscordDouble, data_dir: Path, api: HttpServer) -> dict[str, str]:

@@ -7,44 +7,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.bot_world import discord_env, running_bot, server_env, ssh_env
+from tests.common import lines
 from tests.discord_double import DiscordDouble, InteractionRecord, Message
-from tests.local_http import HttpServer, http_server
+from tests.local_http import HttpServer
 from tests.sshd import SshServer, free_port, remote_processes, wait_remote_processes_gone
 
+pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
+
 RESTART_TIMEOUT = 15.0  # an ssh command costs ~0.5 s here; the generous bound is only hit when a test fails
-
-
-@pytest.fixture(autouse=True)
-def token_stays_out_of_the_log(caplog: pytest.LogCaptureFixture, discord_double: DiscordDouble) -> Iterator[None]:
-    """Every test here: log everything, and the bot token must not be in any of it."""
-    caplog.set_level(logging.DEBUG)
-    yield
-    formatter = logging.Formatter()  # with tracebacks, like the production handler
-    logged = "\n".join(formatter.format(r) for phase in ("setup", "call") for r in caplog.get_records(phase))
-    assert "Synced 1 command(s)" in logged, "the log was not captured: the check below would prove nothing"
-    assert discord_double.token not in logged
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[HttpServer]:
-    async with http_server() as server:
-        yield server
-
-
-@pytest.fixture
-def marker(sshd: SshServer) -> Path:
-    """A file only the remote command writes: its lines prove how often the command ran."""
-    return sshd.workdir / f"ran-{uuid.uuid4().hex}"
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def main_env(

@@ -7,7 +7,6 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,12 +121,6 @@ async def test_env_file_option(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- restart
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[HttpServer]:
-    async with http_server() as http:
-        yield http
 
 
 async def test_restart_yes_runs_and_exits_0(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:

@@ -10,13 +10,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.config import SERVER_PREFIX, ServerConfig, Settings, load_settings, read_environment
-from tests.local_http import HttpServer, http_server
+from tests.local_http import HttpServer
 from tests.sshd import SshServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,12 +139,6 @@ def test_help_lists_every_command(venv: Path) -> None:
     assert done.returncode == 0, done.stderr
     for command in ("check", "restart", "config", "run", "doctor", "trust", "healthcheck"):
         assert command in done.stdout
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[HttpServer]:
-    async with http_server() as http:
-        yield http
 
 
 async def test_config_and_doctor_from_the_installed_script(

@@ -7,7 +7,6 @@ import logging
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -51,24 +50,11 @@ def make_settings(
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[HttpServer]:
-    async with http_server() as http:
-        yield http
-
-
-@pytest.fixture
 def pinned(sshd: SshServer, tmp_path: Path) -> Path:
     """A known_hosts file that trusts the shared sshd."""
     return sshd.write_known_hosts(tmp_path / "known_hosts")
 
 
-@pytest.fixture
-def marker(sshd: SshServer) -> Path:
-    """A file only the remote command creates: its existence proves the command ran."""
-    return sshd.workdir / f"ran-{uuid.uuid4().hex}"
-
-
-# Plain functions: a test's quick file checks need not be async (and keep ruff's ASYNC240 quiet).
 def ran(marker: Path) -> bool:
     return marker.exists()
 
