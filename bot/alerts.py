@@ -121,15 +121,18 @@ class Alerts(commands.Cog):
 
     async def deliver_pending(self) -> None:
         """Post undelivered alerts, one message per round and kind; stop at the first failure and try
-        again next round. Alerts of muted servers, or with no alert channel, are settled unposted."""
+        again next round. Alerts of muted servers, or with no alert channel, are settled unposted; a server
+        still down when its mute ends gets its outage alert then, one that came back meanwhile nothing."""
         store = self.bot.store
-        pending = await asyncio.to_thread(store.pending_events)
         muted = await asyncio.to_thread(store.mutes, datetime.now(UTC))
+        down = {name: watch.down_since for name, watch in self.bot.monitor.watches.items() if watch.down_since}
+        await asyncio.to_thread(store.unsilence_outages, {n: since for n, since in down.items() if n not in muted})
+        pending = await asyncio.to_thread(store.pending_events)
         for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
             stored = list(group)
-            silent = [s.id for s in stored if s.event.server in muted]
+            silent = [s.id for s in stored if s.event.server in muted or s.follows_silence]
             await asyncio.to_thread(store.mark_events, silent, "muted")
-            loud = [s for s in stored if s.event.server not in muted]
+            loud = [s for s in stored if s.id not in silent]
             if not loud:
                 continue
             if not self.bot.alerts.enabled:

@@ -88,6 +88,8 @@ class StoredEvent:
     id: int
     round: int
     event: Event
+    # A recovery from an outage nobody was told of (muted, or no alert channel) is news to nobody either.
+    follows_silence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,10 +305,21 @@ class Store:
         """Alerts not yet delivered, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT events.id, round, kind, name, reason, since, at FROM events "
+                "SELECT events.id, round, kind, name, reason, since, at, kind = 'recovery' AND EXISTS ("
+                "SELECT 1 FROM events o WHERE o.kind = 'outage' AND o.server_id = events.server_id "
+                "AND o.since = events.since AND o.delivery IN ('muted', 'off')) FROM events "
                 "JOIN servers ON servers.id = server_id WHERE delivery = 'pending' ORDER BY events.id"
             ).fetchall()
-        return [StoredEvent(row[0], row[1], _event(*row[2:])) for row in rows]
+        return [StoredEvent(row[0], row[1], _event(*row[2:7]), bool(row[7])) for row in rows]
+
+    def unsilence_outages(self, down_since: Mapping[str, datetime]) -> None:
+        """Servers still down when their mute ended: their held-back outage alert goes out after all."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE events SET delivery = 'pending' WHERE kind = 'outage' AND delivery = 'muted' "
+                "AND server_id = (SELECT id FROM servers WHERE name = ?) AND since = ?",
+                [(name, _ts(since)) for name, since in down_since.items()],
+            )
 
     def mark_events(self, ids: Iterable[int], delivery: str) -> None:
         """`delivered`, or `muted` / `off` for alerts nobody was to be told of."""

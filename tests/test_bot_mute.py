@@ -119,12 +119,18 @@ async def test_unmute_brings_the_alerts_back(
         await outage_settled(clock)
         record = await discord_double.slash(alice, "poracle", "unmute", server="Main")
         answer = await record.wait_original()
+        # Still down when the mute ends: the held-back outage alert goes out now.
+        outage = await discord_double.wait_for_message(lambda m: m in posts(discord_double), timeout=5)
         async with http_server(port=main_port):
-            recovery = await discord_double.wait_for_message(lambda m: m in posts(discord_double), timeout=5)
+            recovery = await discord_double.wait_for_message(
+                lambda m: m in posts(discord_double) and m is not outage, timeout=5
+            )
         status = await status_text(discord_double)
     assert answer.embeds[0]["title"] == "🔔 Alerts on again: Main"
+    assert "Main is offline" in outage.text
     assert "Main is online again" in recovery.text
-    assert deliveries(data_dir) == [("outage", "Main", "muted"), ("recovery", "Main", "delivered")]
+    assert len(posts(discord_double)) == 2
+    assert deliveries(data_dir) == [("outage", "Main", "delivered"), ("recovery", "Main", "delivered")]
     assert "muted" not in status
     assert f"Unmuted Main by {alice.name} ({alice.id})" in caplog.text
 
@@ -143,9 +149,28 @@ async def test_a_mute_ends_by_itself(
         assert "🔇 muted until" in await status_text(discord_double)
         await asyncio.sleep((until - datetime.now(UTC)).total_seconds())  # wall-clock time is what expires it
         assert "muted" not in await status_text(discord_double)
+        outage = await discord_double.wait_for_message(lambda m: m in posts(discord_double), timeout=5)
         async with http_server(port=main_port):
-            recovery = await discord_double.wait_for_message(lambda m: m in posts(discord_double), timeout=5)
+            recovery = await discord_double.wait_for_message(
+                lambda m: m in posts(discord_double) and m is not outage, timeout=5
+            )
+    assert "Main is offline" in outage.text
     assert "Main is online again" in recovery.text
+
+
+async def test_a_server_back_before_its_mute_ends_is_never_announced(
+    discord_double: DiscordDouble, env: dict[str, str], data_dir: Path, clock: HttpServer, main_port: int
+) -> None:
+    async with running_bot(discord_double, env):
+        await mute(discord_double, "Main", 30)
+        await outage_settled(clock)
+        async with http_server(port=main_port):
+            await monitor_rounds(clock, 3)
+            record = await discord_double.slash(discord_double.admins[0], "poracle", "unmute", server="Main")
+            await record.wait_original()
+            await monitor_rounds(clock, 3)
+    assert deliveries(data_dir) == [("outage", "Main", "muted"), ("recovery", "Main", "muted")]
+    assert posts(discord_double) == []
 
 
 async def test_a_mute_outlasts_a_bot_restart(
