@@ -200,3 +200,16 @@ async def test_mute_refuses_unknown_servers_and_non_admins(
     assert refused.ephemeral and "Only Poracle admins" in refused.content
     assert deliveries(data_dir) == [("outage", "Main", "delivered")]  # nothing was muted
     assert len(posts(discord_double)) == 1
+
+
+async def test_no_recovery_alert_for_an_outage_that_went_unannounced(
+    discord_double: DiscordDouble, env: dict[str, str], data_dir: Path, clock: HttpServer, main_port: int
+) -> None:
+    # Down while the bot had no alert channel: the outage is settled 'off'. A channel set later hears of
+    # no recovery from an outage it never heard of.
+    async with running_bot(discord_double, {k: v for k, v in env.items() if k != "DISCORD_ALERT_CHANNEL_ID"}):
+        await outage_settled(clock)
+    async with running_bot(discord_double, env), http_server(port=main_port):
+        await monitor_rounds(clock, 4)
+    assert deliveries(data_dir) == [("outage", "Main", "off"), ("recovery", "Main", "muted")]
+    assert posts(discord_double) == []
