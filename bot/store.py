@@ -8,6 +8,7 @@ loop never waits on the disk.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 import threading
@@ -24,6 +25,8 @@ from bot.service import RestartResult
 FILE_NAME = "poracle.db"
 SAMPLE_RETENTION = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
+DAY_HOURS, WEEK_HOURS = 24, 24 * 7  # the windows of the uptime figures
+_NO_HOUR = 2**62  # after every hour
 # Latency histograms use 4 buckets per doubling (each about 19 % wide): a median within 9 % (half a bucket)
 # from hourly rows, instead of reading a million raw samples for every /poracle status.
 _BUCKETS_PER_DOUBLING = 4
@@ -160,8 +163,9 @@ class Store:
         self._server_ids: dict[str, int] = {}
         self._round = self._db.execute("SELECT COALESCE(MAX(round), 0) FROM events").fetchone()[0]
         self._last_prune: datetime | None = None
-        # The figures of the hours before the current one, which no later round changes: /poracle status
-        # then only reads the current hour's rows. Dropped when a round writes into an earlier hour.
+        # The sums of the hours before the current one, kept up to date by each round: /poracle status then
+        # only reads the current hour's rows (when the hour changes, a round reads the hours entering and
+        # leaving the windows; only the first round after start-up sums the whole week).
         self._settled: _Rollup | None = None
 
     @classmethod
@@ -220,6 +224,7 @@ class Store:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._server_ids.clear()  # ids of servers inserted in the transaction are gone with it
+                self._settled = None  # and so are the rows it had added to the sums
                 raise
             self._db.execute("COMMIT")
 
@@ -268,6 +273,10 @@ class Store:
                 "INSERT INTO events(round, kind, server_id, reason, since, at) VALUES (?, ?, ?, ?, ?, ?)",
                 [(self._round, *self._event_row(event)) for event in events],
             )
+            # Sum the hours before this round's here, in the monitor's thread, so /poracle status never does.
+            hour = max((int(_ts(result.checked_at) // 3600) for result in results), default=None)
+            if hour is not None and (self._settled is None or hour > self._settled.hour):
+                self._settle(hour)
 
     def _record_samples(self, results: Sequence[HealthResult]) -> None:
         """The raw samples, and the hourly rollups the status figures are read from."""
@@ -281,8 +290,8 @@ class Store:
             hourly.append((server_id, hour, int(result.online)))
             if result.online and ms is not None:
                 latency.append((server_id, hour, _bucket(ms)))
-        if self._settled is not None and any(row[1] < self._settled.hour for row in hourly):
-            self._settled = None
+        if self._settled is not None:  # a round recorded late, into an hour already summed
+            self._settled.add(hourly, latency)
         self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", samples)
         self._db.executemany(
             "INSERT INTO hourly VALUES (?, ?, 1, ?) "
@@ -378,54 +387,71 @@ class Store:
         """Uptime over 24 h and 7 d, the median latency of the last 24 h and the last restart, per server."""
         hour_now = int(_ts(now) // 3600)
         with self._lock:
-            if self._settled is None or self._settled.hour != hour_now:
-                self._settled = self._rollup(hour_now, settled=True)
-            current = self._rollup(hour_now, settled=False)
+            settled = self._settle(hour_now)
+            current, current_latency = self._sums(hour_now, _NO_HOUR)  # this hour's rows (and any later ones)
+            names = dict(self._db.execute("SELECT id, name FROM servers").fetchall())
             restarts = self._db.execute(
                 f"SELECT {_RESTART_COLUMNS} FROM restarts JOIN servers ON servers.id = server_id "
                 "WHERE restarts.id IN (SELECT MAX(id) FROM restarts GROUP BY server_id)"
             ).fetchall()
-        counts = dict(self._settled.counts)
-        for name, (day_checks, day_online, checks, online) in current.counts.items():
-            before = counts.get(name, (0, 0, 0, 0))
-            counts[name] = (before[0] + day_checks, before[1] + day_online, before[2] + checks, before[3] + online)
-        latencies = {name: dict(histogram) for name, histogram in self._settled.latencies.items()}
-        for name, histogram in current.latencies.items():
-            merged = latencies.setdefault(name, {})
-            for bucket, answers in histogram.items():
-                merged[bucket] = merged.get(bucket, 0) + answers
-        last = {record.server: record for record in map(_restart_record, restarts)}
-        return {
-            name: ServerHistory(
-                _ratio(*counts[name][:2]) if name in counts else None,
-                _ratio(*counts[name][2:]) if name in counts else None,
-                _median(latencies.get(name, {})),
-                last.get(name),
+            figures: dict[str, ServerHistory] = {}
+            for server_id in settled.week.keys() | current.keys():
+                extra = current.get(server_id, [0, 0])
+                day, week = settled.day.get(server_id, [0, 0]), settled.week.get(server_id, [0, 0])
+                if week[0] + extra[0] == 0:  # every sample of the week has left it
+                    continue
+                histogram = dict(settled.latency.get(server_id, {}))
+                for bucket, answers in current_latency.get(server_id, {}).items():
+                    histogram[bucket] = histogram.get(bucket, 0) + answers
+                figures[names[server_id]] = ServerHistory(
+                    _ratio(day[0] + extra[0], day[1] + extra[1]),
+                    _ratio(week[0] + extra[0], week[1] + extra[1]),
+                    _median(histogram),
+                    None,
+                )
+        for record in map(_restart_record, restarts):
+            figures[record.server] = dataclasses.replace(
+                figures.get(record.server, ServerHistory(None, None, None, None)), last_restart=record
             )
-            for name in counts.keys() | last.keys()
-        }
+        return figures
 
-    def _rollup(self, hour_now: int, *, settled: bool) -> _Rollup:
-        """Sums of the hourly rows of the week (and the day) before `hour_now` (settled), or from `hour_now` on."""
+    def _settle(self, hour_now: int) -> _Rollup:
+        """The sums of the hours before `hour_now`: moved on from the last ones, or summed afresh."""
+        rollup = self._settled
+        if rollup is None or not 0 <= hour_now - rollup.hour <= DAY_HOURS:
+            week, _ = self._sums(hour_now - WEEK_HOURS + 1, hour_now, latency=False)
+            day, latency = self._sums(hour_now - DAY_HOURS + 1, hour_now)
+            rollup = self._settled = _Rollup(hour_now, day, week, latency)
+        elif hour_now > rollup.hour:
+            old = rollup.hour
+            entered = self._sums(old, hour_now)
+            left_day = self._sums(old - DAY_HOURS + 1, hour_now - DAY_HOURS + 1)
+            left_week = self._sums(old - WEEK_HOURS + 1, hour_now - WEEK_HOURS + 1, latency=False)
+            rollup.move(hour_now, entered, left_day, left_week)
+        return rollup
+
+    def _sums(
+        self, first_hour: int, end_hour: int, *, latency: bool = True
+    ) -> tuple[dict[int, list[int]], dict[int, dict[int, int]]]:
+        """Checks and online answers, and the latency histogram, per server id, of the hours in [first, end)."""
         # servers CROSS JOIN: one primary-key range per server, never a scan of the 30 days kept.
-        low, high = (hour_now - 24 * 7, hour_now) if settled else (hour_now - 1, 2**62)
         counts = {
-            name: (day_checks, day_online, checks, online)
-            for name, day_checks, day_online, checks, online in self._db.execute(
-                "SELECT name, SUM(CASE WHEN hour > ?1 THEN checks ELSE 0 END), "
-                "SUM(CASE WHEN hour > ?1 THEN online ELSE 0 END), SUM(checks), SUM(online) FROM servers "
-                "CROSS JOIN hourly ON hourly.server_id = servers.id AND hour > ?2 AND hour < ?3 GROUP BY servers.id",
-                (hour_now - 24, low, high),
+            server_id: [checks, online]
+            for server_id, checks, online in self._db.execute(
+                "SELECT servers.id, SUM(checks), SUM(online) FROM servers CROSS JOIN hourly "
+                "ON hourly.server_id = servers.id AND hour >= ? AND hour < ? GROUP BY servers.id",
+                (first_hour, end_hour),
             )
         }
-        latencies: dict[str, dict[int, int]] = {}
-        for name, bucket, answers in self._db.execute(
-            "SELECT name, bucket, SUM(answers) FROM servers CROSS JOIN latency "
-            "ON latency.server_id = servers.id AND hour > ?1 AND hour < ?2 GROUP BY servers.id, bucket",
-            (max(low, hour_now - 24), high),
-        ):
-            latencies.setdefault(name, {})[bucket] = answers
-        return _Rollup(hour_now, counts, latencies)
+        histograms: dict[int, dict[int, int]] = {}
+        if latency:
+            for server_id, bucket, answers in self._db.execute(
+                "SELECT servers.id, bucket, SUM(answers) FROM servers CROSS JOIN latency "
+                "ON latency.server_id = servers.id AND hour >= ? AND hour < ? GROUP BY servers.id, bucket",
+                (first_hour, end_hour),
+            ):
+                histograms.setdefault(server_id, {})[bucket] = answers
+        return counts, histograms
 
     # -- mutes
 
@@ -505,11 +531,54 @@ def _event(kind: str, server: str, reason: str | None, since: float, at: float) 
     return Recovery(server, since_dt, at_dt)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Rollup:
+    """Sums per server id of the hours before `hour`: over the day and the week, and the day's latencies."""
+
     hour: int
-    counts: dict[str, tuple[int, int, int, int]]  # checks and online answers in the day, then in the week
-    latencies: dict[str, dict[int, int]]  # the day's latency histogram
+    day: dict[int, list[int]]  # [checks, online] of the hours in (hour - 24, hour)
+    week: dict[int, list[int]]  # of the hours in (hour - 168, hour)
+    latency: dict[int, dict[int, int]]  # bucket -> answers, of the hours in (hour - 24, hour)
+
+    def add(self, hourly: Iterable[tuple[int, int, int]], latency: Iterable[tuple[int, int, int]]) -> None:
+        """Rows just written (server id, hour, online / bucket): those of hours in the sums are added."""
+        for server_id, hour, online in hourly:
+            if self.hour - WEEK_HOURS < hour < self.hour:
+                _plus(self.week, server_id, [1, online])
+                if hour > self.hour - DAY_HOURS:
+                    _plus(self.day, server_id, [1, online])
+        for server_id, hour, bucket in latency:
+            if self.hour - DAY_HOURS < hour < self.hour:
+                _plus_histogram(self.latency, server_id, {bucket: 1})
+
+    def move(self, hour: int, entered: _Sums, left_day: _Sums, left_week: _Sums) -> None:
+        """On to `hour`: add the hours now settled, take away those that left the day or the week."""
+        for sums, sign in ((entered, 1), (left_day, -1)):
+            for server_id, pair in sums[0].items():
+                _plus(self.day, server_id, [sign * pair[0], sign * pair[1]])
+            for server_id, histogram in sums[1].items():
+                _plus_histogram(self.latency, server_id, {b: sign * n for b, n in histogram.items()})
+        for sums, sign in ((entered, 1), (left_week, -1)):
+            for server_id, pair in sums[0].items():
+                _plus(self.week, server_id, [sign * pair[0], sign * pair[1]])
+        self.hour = hour
+
+
+_Sums = tuple[dict[int, list[int]], dict[int, dict[int, int]]]
+
+
+def _plus(totals: dict[int, list[int]], server_id: int, pair: list[int]) -> None:
+    total = totals.setdefault(server_id, [0, 0])
+    total[0] += pair[0]
+    total[1] += pair[1]
+
+
+def _plus_histogram(histograms: dict[int, dict[int, int]], server_id: int, counts: Mapping[int, int]) -> None:
+    histogram = histograms.setdefault(server_id, {})
+    for bucket, answers in counts.items():
+        histogram[bucket] = histogram.get(bucket, 0) + answers
+        if histogram[bucket] == 0:
+            del histogram[bucket]
 
 
 def _ratio(checks: int, online: int) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import random
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -227,6 +228,40 @@ def test_figures_include_rounds_recorded_after_a_query_in_any_hour(store: Store)
     assert history.median_latency_ms is not None and abs(math.log2(history.median_latency_ms / 400)) <= HALF_BUCKET
     later = store.server_histories(NOW + timedelta(hours=21))["A"]  # the 3 h and 5 h old rounds left the day
     assert later.uptime_24h == pytest.approx(2 / 3) and later.uptime_7d == pytest.approx(3 / 5)
+
+
+def test_figures_kept_up_to_date_hour_by_hour_equal_figures_summed_afresh(tmp_path: Path) -> None:
+    """The store keeps running sums between queries; a store opened afresh sums everything: same figures."""
+    data = tmp_path / "data"
+    rng = random.Random(6)
+    warm = Store.open(data)
+    start = NOW - timedelta(days=9)
+
+    def rounds_at(at: datetime) -> None:
+        results = [
+            online(name, at, rng.choice([20, 80, 81, 300, 2000])) if rng.random() < 0.8 else offline(name, at)
+            for name in rng.sample(["A", "B", "C"], rng.randint(1, 3))
+        ]
+        warm.record_round(results, {}, [])
+
+    for minutes in range(0, 40 * 60, 20):  # 40 hours of rounds every 20 minutes
+        rounds_at(start + timedelta(minutes=minutes))
+    # Queries an hour apart (the sums move on), across the day's and the week's ends of those 40 hours,
+    # and jumps (summed afresh), backwards too; with rounds of this hour, later ones and late ones.
+    query_hours = [*range(0, 45), 80, 79, *range(160, 215), 300, 301]
+    late_minutes = [-10_081, -10_080, -10_020, -1_441, -1_440, -1_380, -600, -61, -1, 0, 1, 70]
+    for step, hour in enumerate(query_hours):
+        moment = start + timedelta(hours=hour, minutes=rng.randint(0, 59))
+        for _ in range(rng.randint(0, 4)):
+            rounds_at(moment + timedelta(minutes=rng.choice(late_minutes) + rng.random()))
+        if step == 7:
+            warm.record_restarts([restart("C", "alice", CommandOutcome.SUCCEEDED, 0)], moment)
+        cold = Store.open(data)
+        try:
+            assert warm.server_histories(moment) == cold.server_histories(moment), f"at hour {hour}"
+        finally:
+            cold.close()
+    warm.close()
 
 
 @pytest.mark.parametrize("latency", [1, 3, 7, 19, 50, 137, 181, 250, 999, 4321, 29_000])
