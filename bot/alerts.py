@@ -28,7 +28,8 @@ MAX_BUTTONS = 25  # Discord: five rows of five
 
 
 class AlertChannel:
-    """Posts to DISCORD_ALERT_CHANNEL_ID. A failure is logged and reported, never raised."""
+    """Posts to DISCORD_ALERT_CHANNEL_ID. Discord refusing the post is logged and reported as False; anything
+    else (a bug, a dropped connection) propagates to the caller, whose round or command reports it."""
 
     def __init__(self, bot: PoracleBot, channel_id: int | None) -> None:
         self.bot = bot
@@ -125,8 +126,12 @@ class Alerts(commands.Cog):
         still down when its mute ends gets its outage alert then, one that came back meanwhile nothing."""
         store = self.bot.store
         muted = await asyncio.to_thread(store.mutes, datetime.now(UTC))
-        down = {name: watch.down_since for name, watch in self.bot.monitor.watches.items() if watch.down_since}
-        await asyncio.to_thread(store.unsilence_outages, {n: since for n, since in down.items() if n not in muted})
+        still_down = {
+            name: watch.down_since
+            for name, watch in self.bot.monitor.watches.items()
+            if watch.down_since is not None and name not in muted
+        }
+        await asyncio.to_thread(store.unsilence_outages, still_down)
         pending = await asyncio.to_thread(store.pending_events)
         for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
             stored = list(group)

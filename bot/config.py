@@ -192,6 +192,7 @@ _SERVER_FIELDS = {
     "SSH_KEY_PATH": "ssh_key_path",
     "RESTART_CMD": "restart_cmd",
 }
+_SERVER_SUFFIXES = {field: suffix for suffix, field in _SERVER_FIELDS.items()}
 _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.items() if field.alias}
 
 
@@ -251,9 +252,8 @@ def _load_servers(env: Mapping[str, str], default_key: Path, problems: list[str]
         try:
             servers.append(ServerConfig.model_validate(data))
         except ValidationError as exc:
-            inverse = {v: k for k, v in _SERVER_FIELDS.items()}
             for error in exc.errors():
-                field = inverse.get(str(error["loc"][0]), str(error["loc"][0]).upper())
+                field = _SERVER_SUFFIXES.get(str(error["loc"][0]), str(error["loc"][0]).upper())
                 problems.append(_describe(error, f"{SERVER_PREFIX}{number}_{field}"))
 
     seen: dict[str, ServerConfig] = {}
