@@ -1,5 +1,5 @@
 """`python -m bot` is the same as `poracle-bot`."""
 
-from bot.cli import run_main
+from bot.cli.main import run_main
 
 run_main()

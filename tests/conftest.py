@@ -1,3 +1,8 @@
-"""Shared pytest configuration: fixture plugins used across the test suite."""
+"""Shared pytest configuration: the fixture plugins in tests/support, used across the suite."""
 
-pytest_plugins = ["tests.discord_double.fixture", "tests.sshd", "tests.pm2", "tests.common"]
+pytest_plugins = [
+    "tests.support.discord_double.fixture",
+    "tests.support.sshd",
+    "tests.support.pm2",
+    "tests.support.fixtures",
+]

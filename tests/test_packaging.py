@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import SERVER_PREFIX, ServerConfig, Settings, load_settings, read_environment
-from tests.local_http import HttpServer
-from tests.sshd import SshServer
+from tests.support.local_http import HttpServer
+from tests.support.sshd import SshServer
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIABLES = [field.alias for field in Settings.model_fields.values() if field.alias]

@@ -1,0 +1,1 @@
+"""The command-line front: `poracle-bot check | restart | config | run | doctor | trust | healthcheck`."""

@@ -1,0 +1,207 @@
+"""`poracle-bot doctor`: checks everything an operator can get wrong and says how to fix each.
+
+It changes nothing. The SSH check logs in and out without opening a session, so nothing runs on a server,
+not even the restart command a `command=` restriction in authorized_keys would force. No host key is pinned:
+an unknown key is trusted for doctor's own login only, and `poracle-bot trust` is what pins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from bot.cli.trust import HostKeyCheck, PinState, check_host_key
+from bot.config import ConfigError, HostKeyPolicy, ServerConfig, Settings, load_settings
+from bot.core.health import HealthResult
+from bot.core.hostkeys import KnownHosts, fingerprint
+from bot.core.service import PoracleService
+from bot.core.ssh import ConnectionProblem, SshRunner, read_client_key
+
+KEY_FIX = "mount a dedicated private key without a passphrase at /app/ssh_key (Docker), or set PORACLE_SSH_KEY_PATH"
+SSH_REACH_FIX = "check the host and SSH port, that sshd runs there, and that the firewall lets this machine in"
+WRITABLE_FIX = "make it a directory the user running the bot can write to (in Docker: the /app/data volume)"
+API_FIX = (
+    "is PoracleJS running, listening on 0.0.0.0 (server.host in its config, not 127.0.0.1), "
+    "and does the firewall let this machine reach that port?"
+)
+
+
+class Level(StrEnum):
+    OK = " OK "
+    WARN = "WARN"  # worth knowing; does not make doctor fail
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    level: Level
+    subject: str
+    text: str
+    fix: str = ""
+
+    def line(self) -> str:
+        return f"[{self.level}] {self.subject}: {self.text}" + (f" — {self.fix}" if self.fix else "")
+
+
+async def run_doctor(env: Mapping[str, str]) -> int:
+    """Print the checklist; 0 only when nothing failed (warnings allowed)."""
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        print("\n".join(Finding(Level.FAIL, "Configuration", problem).line() for problem in exc.problems))
+        print(f"{len(exc.problems)} configuration problem(s): fix them first, nothing else was checked.")
+        return 1
+    findings = await diagnose(settings)
+    print("\n".join(finding.line() for finding in findings))
+    failed = sum(finding.level is Level.FAIL for finding in findings)
+    print(f"{failed} problem(s) found." if failed else "All good.")
+    return 1 if failed else 0
+
+
+async def diagnose(settings: Settings) -> list[Finding]:
+    """Every finding, in checklist order: configuration, Discord, keys, data, known_hosts, then each server."""
+    names = ", ".join(server.name for server in settings.servers)
+    findings = [Finding(Level.OK, "Configuration", f"{len(settings.servers)} server(s): {names}")]
+    findings += _discord(settings)
+    key_findings = {path: _key(path) for path in dict.fromkeys(server.ssh_key_path for server in settings.servers)}
+    findings += key_findings.values()
+    findings += [_data_dir(settings), _known_hosts(settings)]
+    async with PoracleService(settings) as service:
+        per_server = await asyncio.gather(
+            *(_server(settings, service, server, key_findings[server.ssh_key_path]) for server in settings.servers)
+        )
+    return findings + [finding for server_findings in per_server for finding in server_findings]
+
+
+def _discord(settings: Settings) -> list[Finding]:
+    try:
+        settings.require_discord()
+    except ConfigError as exc:  # only `run` needs these: checking servers from a shell works without them
+        return [Finding(Level.WARN, "Discord", problem) for problem in exc.problems]
+    findings = [Finding(Level.OK, "Discord", f"token and {len(settings.discord_admin_role_ids)} admin role(s) set")]
+    if settings.discord_alert_channel_id is None:
+        findings.append(
+            Finding(Level.WARN, "Discord", "DISCORD_ALERT_CHANNEL_ID is not set: outages are logged, not posted")
+        )
+    return findings
+
+
+def _key(path: Path) -> Finding:
+    try:
+        key = read_client_key(path)
+    except ConnectionProblem as exc:
+        return Finding(Level.FAIL, "SSH key", str(exc), KEY_FIX)
+    return Finding(Level.OK, "SSH key", f"{path}: {key.get_algorithm()} {fingerprint(key)}, no passphrase")
+
+
+def _writable_dir(directory: Path) -> bool:
+    """Whether the bot can create files in `directory`, creating it and its missing parents if need be."""
+    while not directory.exists():
+        directory = directory.parent
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)
+
+
+def _writable(path: Path) -> bool:
+    """Whether the bot can append to the file `path`, creating it if need be."""
+    return path.is_file() and os.access(path, os.W_OK) if path.exists() else _writable_dir(path.parent)
+
+
+def _data_dir(settings: Settings) -> Finding:
+    if _writable_dir(settings.data_dir):
+        return Finding(Level.OK, "Data", f"{settings.data_dir} is writable")
+    return Finding(
+        Level.FAIL,
+        "Data",
+        f"{settings.data_dir} cannot be written: the bot could not keep its state and heartbeat",
+        WRITABLE_FIX,
+    )
+
+
+def _known_hosts(settings: Settings) -> Finding:
+    path = settings.ssh_known_hosts
+    policy = settings.ssh_host_key_policy
+    if policy is HostKeyPolicy.OFF:
+        return Finding(
+            Level.WARN,
+            "Host keys",
+            "PORACLE_SSH_HOST_KEY_POLICY=off: the bot logs in to whatever answers at a server's address",
+            "use accept-new (the default) or strict",
+        )
+    try:
+        KnownHosts(path).load()
+    except (OSError, ValueError) as exc:
+        return Finding(Level.FAIL, "Host keys", f"cannot read {path}: {exc}", "fix or remove the broken line")
+    if policy is HostKeyPolicy.ACCEPT_NEW and not _writable(path):
+        return Finding(
+            Level.FAIL,
+            "Host keys",
+            f"{path} cannot be written: a new server's host key could not be pinned",
+            WRITABLE_FIX,
+        )
+    return Finding(Level.OK, "Host keys", f"{path} is usable (policy {policy})")
+
+
+async def _server(settings: Settings, service: PoracleService, server: ServerConfig, key: Finding) -> list[Finding]:
+    api, ssh = await asyncio.gather(service.health.check(server), _ssh(settings, service.ssh, server, key))
+    return [_api(server, api), *ssh]
+
+
+def _api(server: ServerConfig, result: HealthResult) -> Finding:
+    if result.online:
+        return Finding(Level.OK, server.name, f"API answers (HTTP {result.status}, {result.latency_ms:.0f} ms)")
+    return Finding(Level.FAIL, server.name, f"API does not answer at {server.health_url}: {result.reason}", API_FIX)
+
+
+async def _ssh(settings: Settings, runner: SshRunner, server: ServerConfig, key: Finding) -> list[Finding]:
+    try:
+        check = await check_host_key(runner, server)
+    except ConnectionProblem as exc:
+        return [Finding(Level.FAIL, server.name, f"cannot reach SSH at {server.ssh_target}: {exc}", SSH_REACH_FIX)]
+    policy = settings.ssh_host_key_policy
+    findings = [_host_key(policy, check)]
+    # A changed key may be a man in the middle: do not log in to it. A broken key file was reported already.
+    if key.level is Level.FAIL or (check.state is PinState.CHANGED and policy is not HostKeyPolicy.OFF):
+        return findings
+    with tempfile.TemporaryDirectory(prefix="poracle-doctor-") as scratch:
+        # A known_hosts of doctor's own trusting exactly the key just checked: the real file stays untouched.
+        own = KnownHosts(Path(scratch) / "known_hosts")
+        own.pin(server.host, server.ssh_port, check.offered)
+        login = SshRunner(
+            settings.model_copy(update={"ssh_known_hosts": own.path, "ssh_host_key_policy": HostKeyPolicy.STRICT})
+        )
+        result = await login.login(server)
+    who = f"{server.ssh_user}@{server.host}"
+    if result.succeeded:
+        findings.append(Finding(Level.OK, server.name, f"SSH login as {who} works ({result.duration_s:.1f} s)"))
+    else:
+        findings.append(Finding(Level.FAIL, server.name, f"SSH login as {who} failed: {result.reason}"))
+    return findings
+
+
+def _host_key(policy: HostKeyPolicy, check: HostKeyCheck) -> Finding:
+    name = check.server.name
+    trust = f"run `poracle-bot trust {name}`"
+    if policy is HostKeyPolicy.OFF:
+        return Finding(Level.WARN, name, f"host key {check.offered_text} is not verified (policy off)", trust)
+    if check.state is PinState.PINNED:
+        return Finding(Level.OK, name, f"host key {check.offered_text} is pinned")
+    if check.state is PinState.CHANGED:
+        return Finding(
+            Level.FAIL,
+            name,
+            f"host key has CHANGED: pinned {check.pinned_text}, offered {check.offered_text}; restarts are refused",
+            f"if the server was reinstalled, {trust} to replace it; if not, someone may be intercepting the connection",
+        )
+    if policy is HostKeyPolicy.STRICT:
+        return Finding(Level.FAIL, name, f"host key {check.offered_text} is not pinned and the policy is strict", trust)
+    return Finding(
+        Level.WARN,
+        name,
+        f"host key {check.offered_text} is not pinned yet",
+        f"it will be pinned on the first restart, or {trust} to check and pin it now",
+    )

@@ -1,0 +1,190 @@
+"""The command line: `poracle-bot check | restart | config | run | doctor | trust | healthcheck`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from bot.cli.doctor import run_doctor
+from bot.cli.trust import trust_servers
+from bot.config import ALL, ConfigError, Settings, likely_typos, load_settings, read_environment
+from bot.core import heartbeat
+from bot.core.health import HealthResult
+from bot.core.service import PoracleService, RestartResult, UnknownServer
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    """Log lines in the style of discord.py's `setup_logging`; asyncssh is chatty below WARNING."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("[{asctime}] [{levelname:<8}] {name}: {message}", "%Y-%m-%d %H:%M:%S", style="{")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def health_row(result: HealthResult) -> list[str]:
+    return [
+        result.server,
+        "online" if result.online else "offline",
+        str(result.status) if result.status is not None else "-",
+        f"{result.latency_ms:.0f} ms" if result.latency_ms is not None else "-",
+        result.reason or "",
+    ]
+
+
+def describe_restart(result: RestartResult) -> str:
+    lines = [f"{result.server}: {result.word} ({result.reason})"]
+    if result.command is not None:
+        lines[0] += f" in {result.command.duration_s:.1f} s"
+        if result.command.output:
+            lines.extend("  | " + line for line in result.command.output.splitlines())
+    if result.health is not None:
+        answer = "yes" if result.health.online else f"no ({result.health.reason})"
+        lines.append(f"  answers its health check: {answer}")
+    return "\n".join(lines)
+
+
+async def _check(settings: Settings) -> int:
+    async with PoracleService(settings) as service:
+        results = await service.check_all()
+    print(format_table([["SERVER", "STATUS", "HTTP", "LATENCY", "REASON"], *map(health_row, results)]))
+    return 0 if all(result.online for result in results) else 1
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # no terminal to answer: never restart by default
+        print()
+        return False
+
+
+async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
+    async with PoracleService(settings) as service:
+        servers = service.resolve(target)
+        for server in servers:
+            print(f"{server.name}: ssh {server.ssh_target} -- {server.restart_cmd}")
+        if not assume_yes and not _confirm(f"Restart {len(servers)} server(s)?"):
+            print("Cancelled: nothing was run.")
+            return 1
+        results = await service.restart_many(servers, requested_by="command line")
+    print("\n".join(describe_restart(result) for result in results))
+    return 0 if all(result.succeeded for result in results) else 1
+
+
+def _config(settings: Settings) -> int:
+    print("\n".join(f"{name}={value}" for name, value in settings.variables()))
+    return 0
+
+
+async def _trust(settings: Settings, target: str, assume_yes: bool) -> int:
+    servers = PoracleService(settings).resolve(target)
+    return await trust_servers(settings, servers, assume_yes=assume_yes, confirm=_confirm)
+
+
+def heartbeat_max_age(settings: Settings) -> timedelta:
+    """How old the last monitor round may be while the bot still counts as working.
+
+    A round starts every PORACLE_HEALTH_INTERVAL and takes up to PORACLE_HEALTH_TIMEOUT (servers are checked
+    at once) plus the time to post its alerts. Two missed rounds are tolerated (3 intervals: one slow round
+    must not make Docker call the bot unhealthy), plus one round's checks and 60 s for Discord's rate limits.
+    """
+    return timedelta(seconds=3 * settings.health_interval + settings.health_timeout + 60)
+
+
+def _healthcheck(settings: Settings) -> int:
+    beat = heartbeat.read(settings.data_dir)
+    problem = (
+        f"no heartbeat in {settings.data_dir}: the bot is not running or has not finished a monitor round"
+        if beat is None
+        else beat.problem(heartbeat_max_age(settings))
+    )
+    if problem is not None:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return 1
+    print("healthy: connected to Discord, monitor rounds are running")
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    settings.require_discord()
+    from bot.discord_bot.client import run_bot  # discord.py is only imported by the command that needs it
+
+    run_bot(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poracle-bot",
+        description="Check and restart PoracleJS servers; run the Discord bot that does it for your admins.",
+    )
+    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="read this .env file (default: ./.env)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("check", help="check every server's health; exit 0 only when all are online")
+    restart = commands.add_parser("restart", help="restart one server, or all of them, over SSH")
+    restart.add_argument("server", metavar="NAME", help=f"a configured server name, or '{ALL}'")
+    restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    commands.add_parser("config", help="print the effective configuration (secrets masked)")
+    commands.add_parser("run", help="run the Discord bot")
+    commands.add_parser(
+        "doctor", help="check the configuration, the SSH key and every server (API, host key, login); changes nothing"
+    )
+    trust = commands.add_parser("trust", help="show servers' SSH host key fingerprints and pin them in known_hosts")
+    trust.add_argument("server", metavar="NAME", nargs="?", default=ALL, help=f"a server name, or '{ALL}' (default)")
+    trust.add_argument("-y", "--yes", action="store_true", help="pin (or replace a changed key) without asking")
+    commands.add_parser("healthcheck", help="exit 0 only while the running bot is connected and monitoring")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
+    try:
+        env = read_environment(args.env_file)
+        for warning in likely_typos(env):
+            log.warning("%s", warning)
+        if args.command == "doctor":  # doctor reports a bad configuration in its own checklist
+            return asyncio.run(run_doctor(env))
+        settings = load_settings(env)
+        handlers: dict[str, Callable[[], int]] = {
+            "check": lambda: asyncio.run(_check(settings)),
+            "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),
+            "config": lambda: _config(settings),
+            "run": lambda: _run(settings),
+            "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes)),
+            "healthcheck": lambda: _healthcheck(settings),
+        }
+        return handlers[args.command]()
+    except ConfigError as exc:
+        print("poracle-bot: configuration error:", file=sys.stderr)
+        print("\n".join(f"  - {problem}" for problem in exc.problems), file=sys.stderr)
+        return EXIT_CONFIG
+    except UnknownServer as exc:
+        print(f"poracle-bot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_main() -> None:
+    """The console script's entry point."""
+    sys.exit(main())

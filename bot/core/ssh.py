@@ -1,0 +1,243 @@
+"""Running one configured command on a server over SSH, bounded in time, with honest outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+import asyncssh
+
+from bot.config import HostKeyPolicy, ServerConfig, Settings
+from bot.core.hostkeys import HostKeyChecker, KnownHosts, fingerprint, host_pattern
+from bot.core.output import OutputTail, clean_output
+
+log = logging.getLogger(__name__)
+
+
+class CommandOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed out"
+    CONNECTION_ERROR = "connection error"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How a remote command ended. `output` is already cleaned for people to read."""
+
+    outcome: CommandOutcome
+    reason: str
+    exit_code: int | None = None
+    output: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome is CommandOutcome.SUCCEEDED
+
+
+class ConnectionProblem(Exception):
+    """A reason, in words, why no command could run."""
+
+
+def read_client_key(path: Path) -> asyncssh.SSHKey:
+    """The bot's private key; ConnectionProblem says why it cannot be used."""
+    try:
+        return asyncssh.read_private_key(path)
+    except OSError as exc:
+        raise ConnectionProblem(f"cannot read SSH key {path}: {exc.strerror}") from None
+    except asyncssh.KeyImportError as exc:
+        if "assphrase" in str(exc):
+            raise ConnectionProblem(f"SSH key {path} has a passphrase; the bot needs a key without one") from None
+        raise ConnectionProblem(f"SSH key {path} is not a private key: {exc}") from None
+
+
+class SshRunner:
+    """Runs commands with the bot's key: key auth only, never a prompt, host keys per the policy."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.known_hosts = KnownHosts(settings.ssh_known_hosts)
+        self.policy = settings.ssh_host_key_policy
+        self.connect_timeout = settings.ssh_connect_timeout
+
+    async def run(self, server: ServerConfig, command: str, timeout: float) -> CommandResult:
+        """Run `command` through the remote login shell; stop it for real if `timeout` passes."""
+        return await self._session(server, lambda conn: self._run(conn, command, timeout))
+
+    async def login(self, server: ServerConfig) -> CommandResult:
+        """Log in and out again without opening a session: nothing runs on the server, not even the
+        forced command of a key limited with `command=` in authorized_keys."""
+        return await self._session(server, _logged_in)
+
+    async def host_key(self, server: ServerConfig) -> asyncssh.SSHKey:
+        """The key the server offers now, without logging in, trusting or pinning it. Of a pinned key's
+        type when one is pinned, as a login negotiates it; of any type if the server has none of those."""
+        pinned = self.known_hosts.keys_for(server.host, server.ssh_port)
+        algorithms = [alg.decode() for key in pinned for alg in key.sig_algorithms]
+        with self._connection_errors(server):
+            try:
+                key = await self._fetch_host_key(server, algorithms)
+            except asyncssh.KeyExchangeFailed:
+                if not algorithms:
+                    raise
+                key = await self._fetch_host_key(server, [])
+        if key is None:
+            raise ConnectionProblem(f"{server.ssh_target} offered no host key")
+        return key
+
+    async def _fetch_host_key(self, server: ServerConfig, algorithms: list[str]) -> asyncssh.SSHKey | None:
+        return await asyncio.wait_for(
+            asyncssh.get_server_host_key(
+                server.host, server.ssh_port, server_host_key_algs=algorithms or (), config=None
+            ),
+            self.connect_timeout,
+        )
+
+    async def _session(
+        self, server: ServerConfig, work: Callable[[asyncssh.SSHClientConnection], Awaitable[CommandResult]]
+    ) -> CommandResult:
+        started = time.monotonic()
+        try:
+            async with self._connect(server) as conn:
+                outcome = await work(conn)
+        except ConnectionProblem as exc:
+            outcome = CommandResult(CommandOutcome.CONNECTION_ERROR, str(exc))
+        return replace(outcome, duration_s=round(time.monotonic() - started, 2))
+
+    @contextlib.asynccontextmanager
+    async def _connect(self, server: ServerConfig) -> AsyncIterator[asyncssh.SSHClientConnection]:
+        key = read_client_key(server.ssh_key_path)
+        checker = HostKeyChecker(self.known_hosts, self.policy, server.host, server.ssh_port)
+        if self.policy is HostKeyPolicy.OFF:
+            log.warning("Host key checking is OFF: connecting to %s without verifying who answers", server.ssh_target)
+            known_hosts = None
+            already_known = False
+        else:
+            try:
+                known_hosts = self.known_hosts.load()
+                already_known = bool(self.known_hosts.keys_for(server.host, server.ssh_port))
+            except (OSError, ValueError) as exc:
+                # A hand-edited line asyncssh cannot parse, or an unreadable file: a reason naming the file,
+                # not a traceback (the CLI and the Discord command would otherwise just crash).
+                problem = exc.strerror if isinstance(exc, OSError) else str(exc)
+                raise ConnectionProblem(f"cannot use known_hosts file {self.known_hosts.path}: {problem}") from None
+        with self._connection_errors(server):
+            try:
+                conn = await asyncssh.connect(
+                    server.host,
+                    port=server.ssh_port,
+                    username=server.ssh_user,
+                    client_factory=lambda: checker,
+                    known_hosts=known_hosts,
+                    client_keys=[key],
+                    # Nothing from the environment: no ~/.ssh/config, no agent, no password or keyboard prompts.
+                    config=None,
+                    agent_path=None,
+                    password=None,
+                    kbdint_auth=False,
+                    gss_auth=False,
+                    host_based_auth=False,
+                    connect_timeout=self.connect_timeout,
+                )
+            except asyncssh.HostKeyNotVerifiable:
+                raise ConnectionProblem(self._host_key_reason(server, checker, already_known)) from None
+        try:
+            yield conn
+        finally:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5)
+
+    @contextlib.contextmanager
+    def _connection_errors(self, server: ServerConfig) -> Iterator[None]:
+        """Turn what connecting can raise into a ConnectionProblem with the reason in words."""
+        try:
+            yield
+        except asyncssh.PermissionDenied:
+            raise ConnectionProblem(
+                f"SSH key rejected by {server.ssh_user}@{server.host}; add its public key to "
+                f"~/.ssh/authorized_keys of {server.ssh_user} there"
+            ) from None
+        except TimeoutError:
+            raise ConnectionProblem(f"no SSH login within {self.connect_timeout:g} s") from None
+        except ConnectionRefusedError:
+            raise ConnectionProblem(f"SSH connection refused on port {server.ssh_port}") from None
+        except socket.gaierror:
+            raise ConnectionProblem(f"cannot resolve host {server.host}") from None
+        except OSError as exc:
+            raise ConnectionProblem(f"cannot connect: {exc.strerror or exc}") from None
+        except asyncssh.Error as exc:
+            raise ConnectionProblem(f"SSH error: {exc.reason}") from None
+
+    def _host_key_reason(self, server: ServerConfig, checker: HostKeyChecker, already_known: bool) -> str:
+        offered = f" (offered {fingerprint(checker.offered_key)})" if checker.offered_key else ""
+        where = host_pattern(server.host, server.ssh_port)
+        if checker.pin_error is not None:
+            return (
+                f"cannot pin the host key of {where}{offered}: {checker.pin_error.strerror or checker.pin_error}; "
+                f"make {self.known_hosts.path} writable (PORACLE_SSH_KNOWN_HOSTS)"
+            )
+        if already_known:
+            log.error("Host key of %s CHANGED%s: refused, nothing was run", where, offered)
+            return (
+                f"host key of {where} has CHANGED{offered}; refused (possible man-in-the-middle). If the server "
+                f"was reinstalled, remove its line from {self.known_hosts.path} and pin the new key"
+            )
+        return f"host key of {where} is not trusted{offered}; pin it with `poracle-bot trust {server.name}`"
+
+    @staticmethod
+    async def _run(conn: asyncssh.SSHClientConnection, command: str, timeout: float) -> CommandResult:
+        tail = OutputTail()
+        try:
+            # A pty ties the remote command to the session: when we hang up, it gets SIGHUP and stops.
+            process = await conn.create_process(
+                command, term_type="dumb", stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
+            )
+        except asyncssh.ChannelOpenError as exc:
+            if "PTY" in exc.reason:  # `restrict` in authorized_keys forbids the terminal we need
+                raise ConnectionProblem(
+                    "the server refused a terminal for the command; if the key is limited in authorized_keys, "
+                    'add `pty` to its options (restrict,pty,command="...")'
+                ) from None
+            raise ConnectionProblem(f"SSH session refused: {exc.reason}") from None
+        except asyncssh.Error as exc:
+            raise ConnectionProblem(f"SSH session refused: {exc.reason}") from None
+        try:
+            async with asyncio.timeout(timeout):
+                process.stdin.write_eof()
+                while chunk := await process.stdout.read(4096):
+                    tail.feed(chunk)
+                completed = await process.wait()
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                process.send_signal("KILL")
+            process.close()
+            return CommandResult(
+                CommandOutcome.TIMED_OUT,
+                f"no result within {timeout:g} s; the command was stopped",
+                output=clean_output(tail.text),
+            )
+        except asyncssh.Error as exc:
+            return CommandResult(
+                CommandOutcome.CONNECTION_ERROR, f"connection lost: {exc.reason}", output=clean_output(tail.text)
+            )
+        output = clean_output(tail.text)
+        if completed.exit_status == 0:
+            return CommandResult(CommandOutcome.SUCCEEDED, "exit code 0", exit_code=0, output=output)
+        if completed.exit_status is None or completed.exit_status < 0:
+            signal = completed.exit_signal[0] if completed.exit_signal else "unknown"
+            return CommandResult(CommandOutcome.FAILED, f"killed by signal {signal}", output=output)
+        return CommandResult(
+            CommandOutcome.FAILED, f"exit code {completed.exit_status}", exit_code=completed.exit_status, output=output
+        )
+
+
+async def _logged_in(conn: asyncssh.SSHClientConnection) -> CommandResult:
+    return CommandResult(CommandOutcome.SUCCEEDED, "logged in; nothing was run")

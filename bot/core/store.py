@@ -1,0 +1,585 @@
+"""Embedded state in SQLite: monitor state, the alert outbox, check samples, the restart audit, mutes.
+
+Every monitor round is one transaction (state, samples and the alerts it raised together), in WAL mode:
+a bot killed at any moment, SIGKILL included, reopens a consistent database with everything committed.
+The methods are synchronous and thread-safe; the bot calls them with `asyncio.to_thread` so the event
+loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.core.health import HealthResult
+from bot.core.monitor import Event, Outage, Recovery, Reminder, ServerWatch, State
+from bot.core.service import RestartResult
+
+FILE_NAME = "poracle.db"
+SAMPLE_RETENTION = timedelta(days=30)
+PRUNE_EVERY = timedelta(hours=1)
+DAY_HOURS, WEEK_HOURS = 24, 24 * 7  # the windows of the uptime figures
+_NO_HOUR = 2**62  # after every hour
+# Latency histograms use 4 buckets per doubling (each about 19 % wide): a median within 9 % (half a bucket)
+# from hourly rows, instead of reading a million raw samples for every /poracle status.
+_BUCKETS_PER_DOUBLING = 4
+
+_MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE servers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    CREATE TABLE watches (
+        server_id INTEGER PRIMARY KEY REFERENCES servers(id),
+        state TEXT NOT NULL, failures INTEGER NOT NULL, successes INTEGER NOT NULL,
+        first_failure REAL, down_since REAL, last_alert REAL
+    );
+    -- status: the HTTP status when the server answered, NULL when it did not.
+    CREATE TABLE samples (
+        server_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, status INTEGER, latency_ms INTEGER,
+        PRIMARY KEY (server_id, at_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE hourly (
+        server_id INTEGER NOT NULL, hour INTEGER NOT NULL, checks INTEGER NOT NULL, online INTEGER NOT NULL,
+        latency_hist TEXT NOT NULL, PRIMARY KEY (server_id, hour)
+    ) WITHOUT ROWID;
+    -- The alert outbox: delivery is pending until the post succeeded, or muted/off when nobody is told.
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY, round INTEGER NOT NULL, kind TEXT NOT NULL,
+        server_id INTEGER NOT NULL REFERENCES servers(id),
+        reason TEXT, since REAL NOT NULL, at REAL NOT NULL, delivery TEXT NOT NULL DEFAULT 'pending'
+    );
+    CREATE INDEX events_pending ON events(id) WHERE delivery = 'pending';
+    CREATE INDEX events_server ON events(server_id, at);
+    CREATE TABLE restarts (
+        id INTEGER PRIMARY KEY, server_id INTEGER NOT NULL REFERENCES servers(id), at REAL NOT NULL,
+        requested_by TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, exit_code INTEGER,
+        duration_s REAL, healthy_after INTEGER
+    );
+    CREATE INDEX restarts_server ON restarts(server_id, at);
+    CREATE TABLE mutes (server_id INTEGER PRIMARY KEY REFERENCES servers(id), until REAL NOT NULL, by TEXT NOT NULL);
+    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: latency histograms as rows, summed by SQLite: a JSON text per server and hour made /poracle status
+    # parse and merge 4,800 of them (200 servers, 24 h) in Python for each status (bench/store_week.py).
+    """
+    CREATE TABLE latency (
+        server_id INTEGER NOT NULL, hour INTEGER NOT NULL, bucket INTEGER NOT NULL, answers INTEGER NOT NULL,
+        PRIMARY KEY (server_id, hour, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO latency SELECT server_id, hour, CAST(key AS INTEGER), value FROM hourly, json_each(latency_hist);
+    ALTER TABLE hourly DROP COLUMN latency_hist;
+    """,
+)
+
+
+class StoreError(Exception):
+    """The data directory or database cannot be used; the message says what to do."""
+
+
+class _NewerSchema(sqlite3.DatabaseError):
+    """The database is fine, but a newer poracle-bot migrated it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    round: int
+    event: Event
+    # A recovery from an outage nobody was told of (muted, or no alert channel) is news to nobody either.
+    follows_silence: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RestartRecord:
+    server: str
+    at: datetime
+    requested_by: str
+    outcome: str  # the word shown: restarted, failed, timed out
+    reason: str
+    duration_s: float | None
+    exit_code: int | None
+    healthy_after: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutageRecord:
+    server: str
+    since: datetime
+    reason: str
+    until: datetime | None  # None: still down
+
+    @property
+    def at(self) -> datetime:
+        return self.since
+
+
+HistoryEntry = RestartRecord | OutageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHistory:
+    uptime_24h: float | None  # fraction 0..1; None without samples
+    uptime_7d: float | None
+    median_latency_ms: float | None  # of the answers in the last 24 h
+    last_restart: RestartRecord | None
+
+
+def _ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _dt(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _bucket(latency_ms: float) -> int:
+    return round(_BUCKETS_PER_DOUBLING * math.log2(max(latency_ms, 1.0)))
+
+
+def _median(histogram: Mapping[int, int]) -> float | None:
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen * 2 >= total:
+            return float(2 ** (bucket / _BUCKETS_PER_DOUBLING))
+    raise AssertionError("unreachable: the counts add up to total")
+
+
+class Store:
+    """The bot's SQLite database in PORACLE_DATA_DIR."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._lock = threading.Lock()
+        self._server_ids: dict[str, int] = {}
+        self._round = self._db.execute("SELECT COALESCE(MAX(round), 0) FROM events").fetchone()[0]
+        self._last_prune: datetime | None = None
+        # The sums of the hours before the current one, kept up to date by each round: /poracle status then
+        # only reads the current hour's rows (when the hour changes, a round reads the hours entering and
+        # leaving the windows; only the first round after start-up sums the whole week).
+        self._settled: _Rollup | None = None
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Store:
+        """Open (creating or migrating) the database; StoreError names PORACLE_DATA_DIR and the fix."""
+        path = data_dir / FILE_NAME
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"PORACLE_DATA_DIR: cannot use {data_dir}: {exc}; make it a writable directory") from None
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode loses nothing when the process dies; only an OS crash may drop the last round.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            cls._migrate(connection)
+        except _NewerSchema as exc:
+            connection.close()
+            raise StoreError(
+                f"PORACLE_DATA_DIR: the database {path} was made by a newer poracle-bot ({exc}); "
+                "run that version (or newer) again: this one cannot read it"
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            reason = str(exc)
+            if "readonly" in reason or "unable to open" in reason:
+                raise StoreError(f"PORACLE_DATA_DIR: {data_dir} is not writable ({reason})") from None
+            raise StoreError(
+                f"PORACLE_DATA_DIR: the database {path} is damaged ({reason}); move it away to start afresh"
+            ) from None
+        return cls(connection)
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_MIGRATIONS):
+            raise _NewerSchema(f"schema {version}; this version knows up to {len(_MIGRATIONS)}")
+        for number, script in enumerate(_MIGRATIONS[version:], version + 1):
+            # executescript commits first; BEGIN makes the migration and its version number one transaction.
+            connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """All the writes in the block, or none of them."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._server_ids.clear()  # ids of servers inserted in the transaction are gone with it
+                self._settled = None  # and so are the rows it had added to the sums
+                raise
+            self._db.execute("COMMIT")
+
+    def _server_id(self, name: str) -> int:
+        if name not in self._server_ids:
+            self._db.execute("INSERT OR IGNORE INTO servers(name) VALUES (?)", (name,))
+            (self._server_ids[name],) = self._db.execute("SELECT id FROM servers WHERE name = ?", (name,)).fetchone()
+        return self._server_ids[name]
+
+    # -- the monitor
+
+    def load_watches(self) -> dict[str, ServerWatch]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, state, failures, successes, first_failure, down_since, last_alert "
+                "FROM watches JOIN servers ON servers.id = server_id"
+            ).fetchall()
+        return {
+            name: ServerWatch(State(state), failures, successes, _dt(first), _dt(down), _dt(alert))
+            for name, state, failures, successes, first, down, alert in rows
+        }
+
+    def record_round(
+        self, results: Sequence[HealthResult], watches: Mapping[str, ServerWatch], events: Sequence[Event]
+    ) -> None:
+        """One monitor round, all or nothing: the samples, every server's state and the alerts raised."""
+        with self._transaction():
+            self._round += 1
+            self._record_samples(results)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO watches VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        self._server_id(name),
+                        watch.state.value,
+                        watch.failures,
+                        watch.successes,
+                        watch.first_failure and _ts(watch.first_failure),
+                        watch.down_since and _ts(watch.down_since),
+                        watch.last_alert and _ts(watch.last_alert),
+                    )
+                    for name, watch in watches.items()
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO events(round, kind, server_id, reason, since, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(self._round, *self._event_row(event)) for event in events],
+            )
+            # Sum the hours before this round's here, in the monitor's thread, so /poracle status never does.
+            hour = max((int(_ts(result.checked_at) // 3600) for result in results), default=None)
+            if hour is not None and (self._settled is None or hour > self._settled.hour):
+                self._settle(hour)
+
+    def _record_samples(self, results: Sequence[HealthResult]) -> None:
+        """The raw samples, and the hourly rollups the status figures are read from."""
+        samples, hourly, latency = [], [], []
+        for result in results:
+            server_id = self._server_id(result.server)
+            ms = round(result.latency_ms) if result.latency_ms is not None else None
+            at = _ts(result.checked_at)
+            hour = int(at // 3600)
+            samples.append((server_id, int(at * 1000), result.status, ms))
+            hourly.append((server_id, hour, int(result.online)))
+            if result.online and ms is not None:
+                latency.append((server_id, hour, _bucket(ms)))
+        if self._settled is not None:  # a round recorded late, into an hour already summed
+            self._settled.add(hourly, latency)
+        self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", samples)
+        self._db.executemany(
+            "INSERT INTO hourly VALUES (?, ?, 1, ?) "
+            "ON CONFLICT DO UPDATE SET checks = checks + 1, online = online + excluded.online",
+            hourly,
+        )
+        self._db.executemany(
+            "INSERT INTO latency VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET answers = answers + 1", latency
+        )
+
+    def _event_row(self, event: Event) -> tuple[str, int, str | None, float, float]:
+        server_id = self._server_id(event.server)
+        if isinstance(event, Outage):
+            return "outage", server_id, event.reason, _ts(event.since), _ts(event.since)
+        if isinstance(event, Reminder):
+            return "reminder", server_id, event.reason, _ts(event.since), _ts(event.at)
+        return "recovery", server_id, None, _ts(event.down_since), _ts(event.recovered_at)
+
+    def pending_events(self) -> list[StoredEvent]:
+        """Alerts not yet delivered, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT events.id, round, kind, name, reason, since, at, kind = 'recovery' AND EXISTS ("
+                "SELECT 1 FROM events o WHERE o.kind = 'outage' AND o.server_id = events.server_id "
+                "AND o.since = events.since AND o.delivery IN ('muted', 'off')) FROM events "
+                "JOIN servers ON servers.id = server_id WHERE delivery = 'pending' ORDER BY events.id"
+            ).fetchall()
+        return [StoredEvent(row[0], row[1], _event(*row[2:7]), bool(row[7])) for row in rows]
+
+    def unsilence_outages(self, down_since: Mapping[str, datetime]) -> None:
+        """Servers still down when their mute ended: their held-back outage alert goes out after all."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE events SET delivery = 'pending' WHERE kind = 'outage' AND delivery = 'muted' "
+                "AND server_id = (SELECT id FROM servers WHERE name = ?) AND since = ?",
+                [(name, _ts(since)) for name, since in down_since.items()],
+            )
+
+    def mark_events(self, ids: Iterable[int], delivery: str) -> None:
+        """`delivered`, or `muted` / `off` for alerts nobody was to be told of."""
+        with self._transaction():
+            self._db.executemany("UPDATE events SET delivery = ? WHERE id = ?", [(delivery, i) for i in ids])
+
+    # -- restarts
+
+    def record_restarts(self, results: Iterable[RestartResult], at: datetime) -> None:
+        """The audit: who restarted what, when, and how it went."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO restarts(server_id, at, requested_by, outcome, reason, exit_code, duration_s, "
+                "healthy_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        self._server_id(result.server),
+                        _ts(at),
+                        result.requested_by,
+                        result.word,
+                        result.reason,
+                        result.command.exit_code if result.command else None,
+                        result.command.duration_s if result.command else None,
+                        None if result.health is None else result.health.online,
+                    )
+                    for result in results
+                ],
+            )
+
+    # -- reading history
+
+    def history(self, server: str | None = None, limit: int = 50) -> list[HistoryEntry]:
+        """The latest restarts and outages (of one server, or all), newest first."""
+        with self._lock:
+            restarts = self._db.execute(
+                f"SELECT {_RESTART_COLUMNS} FROM restarts JOIN servers ON servers.id = server_id "
+                "WHERE ?1 IS NULL OR name = ?1 ORDER BY at DESC LIMIT ?2",
+                (server, limit),
+            ).fetchall()
+            # An outage ends with the recovery that names the same start.
+            outages = self._db.execute(
+                "SELECT name, o.since, o.reason, (SELECT MIN(r.at) FROM events r WHERE r.kind = 'recovery' "
+                "AND r.server_id = o.server_id AND r.since = o.since) FROM events o "
+                "JOIN servers ON servers.id = o.server_id WHERE o.kind = 'outage' AND (?1 IS NULL OR name = ?1) "
+                "ORDER BY o.since DESC LIMIT ?2",
+                (server, limit),
+            ).fetchall()
+        entries: list[HistoryEntry] = [_restart_record(row) for row in restarts]
+        entries += [
+            OutageRecord(name, datetime.fromtimestamp(since, UTC), reason, _dt(until))
+            for name, since, reason, until in outages
+        ]
+        return sorted(entries, key=lambda entry: entry.at, reverse=True)[:limit]
+
+    def server_histories(self, now: datetime) -> dict[str, ServerHistory]:
+        """Uptime over 24 h and 7 d, the median latency of the last 24 h and the last restart, per server."""
+        hour_now = int(_ts(now) // 3600)
+        with self._lock:
+            settled = self._settle(hour_now)
+            current, current_latency = self._sums(hour_now, _NO_HOUR)  # this hour's rows (and any later ones)
+            names = dict(self._db.execute("SELECT id, name FROM servers").fetchall())
+            restarts = self._db.execute(
+                f"SELECT {_RESTART_COLUMNS} FROM restarts JOIN servers ON servers.id = server_id "
+                "WHERE restarts.id IN (SELECT MAX(id) FROM restarts GROUP BY server_id)"
+            ).fetchall()
+            figures: dict[str, ServerHistory] = {}
+            for server_id in settled.week.keys() | current.keys():
+                extra = current.get(server_id, [0, 0])
+                day, week = settled.day.get(server_id, [0, 0]), settled.week.get(server_id, [0, 0])
+                if week[0] + extra[0] == 0:  # every sample of the week has left it
+                    continue
+                histogram = dict(settled.latency.get(server_id, {}))
+                for bucket, answers in current_latency.get(server_id, {}).items():
+                    histogram[bucket] = histogram.get(bucket, 0) + answers
+                figures[names[server_id]] = ServerHistory(
+                    _ratio(day[0] + extra[0], day[1] + extra[1]),
+                    _ratio(week[0] + extra[0], week[1] + extra[1]),
+                    _median(histogram),
+                    None,
+                )
+        for record in map(_restart_record, restarts):
+            figures[record.server] = dataclasses.replace(
+                figures.get(record.server, ServerHistory(None, None, None, None)), last_restart=record
+            )
+        return figures
+
+    def _settle(self, hour_now: int) -> _Rollup:
+        """The sums of the hours before `hour_now`: moved on from the last ones, or summed afresh."""
+        rollup = self._settled
+        if rollup is None or not 0 <= hour_now - rollup.hour <= DAY_HOURS:
+            week, _ = self._sums(hour_now - WEEK_HOURS + 1, hour_now, latency=False)
+            day, latency = self._sums(hour_now - DAY_HOURS + 1, hour_now)
+            rollup = self._settled = _Rollup(hour_now, day, week, latency)
+        elif hour_now > rollup.hour:
+            old = rollup.hour
+            entered = self._sums(old, hour_now)
+            left_day = self._sums(old - DAY_HOURS + 1, hour_now - DAY_HOURS + 1)
+            left_week = self._sums(old - WEEK_HOURS + 1, hour_now - WEEK_HOURS + 1, latency=False)
+            rollup.move(hour_now, entered, left_day, left_week)
+        return rollup
+
+    def _sums(
+        self, first_hour: int, end_hour: int, *, latency: bool = True
+    ) -> tuple[dict[int, list[int]], dict[int, dict[int, int]]]:
+        """Checks and online answers, and the latency histogram, per server id, of the hours in [first, end)."""
+        # servers CROSS JOIN: one primary-key range per server, never a scan of the 30 days kept.
+        counts = {
+            server_id: [checks, online]
+            for server_id, checks, online in self._db.execute(
+                "SELECT servers.id, SUM(checks), SUM(online) FROM servers CROSS JOIN hourly "
+                "ON hourly.server_id = servers.id AND hour >= ? AND hour < ? GROUP BY servers.id",
+                (first_hour, end_hour),
+            )
+        }
+        histograms: dict[int, dict[int, int]] = {}
+        if latency:
+            for server_id, bucket, answers in self._db.execute(
+                "SELECT servers.id, bucket, SUM(answers) FROM servers CROSS JOIN latency "
+                "ON latency.server_id = servers.id AND hour >= ? AND hour < ? GROUP BY servers.id, bucket",
+                (first_hour, end_hour),
+            ):
+                histograms.setdefault(server_id, {})[bucket] = answers
+        return counts, histograms
+
+    # -- mutes
+
+    def mute(self, servers: Iterable[str], until: datetime, by: str) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO mutes VALUES (?, ?, ?)", [(self._server_id(s), _ts(until), by) for s in servers]
+            )
+
+    def unmute(self, servers: Iterable[str]) -> None:
+        with self._transaction():
+            self._db.executemany("DELETE FROM mutes WHERE server_id = ?", [(self._server_id(s),) for s in servers])
+
+    def mutes(self, now: datetime) -> dict[str, datetime]:
+        """Servers muted now, with when the mute ends. Expired mutes are dropped."""
+        with self._transaction():
+            self._db.execute("DELETE FROM mutes WHERE until <= ?", (_ts(now),))
+            rows = self._db.execute("SELECT name, until FROM mutes JOIN servers ON servers.id = server_id").fetchall()
+        return {name: datetime.fromtimestamp(until, UTC) for name, until in rows}
+
+    # -- small values (the live status message's id)
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, value: str) -> None:
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+    # -- housekeeping
+
+    def prune(self, now: datetime, force: bool = False) -> int:
+        """Drop samples older than 30 days (at most once an hour unless forced); return how many went."""
+        if not force and self._last_prune is not None and now - self._last_prune < PRUNE_EVERY:
+            return 0
+        self._last_prune = now
+        cutoff = _ts(now - SAMPLE_RETENTION)
+        cutoff_ms, cutoff_hour = int(cutoff * 1000), int(cutoff // 3600)
+        with self._transaction():
+            # Per server, so each DELETE is a primary-key range, not a scan of a month of samples.
+            ids = [server_id for (server_id,) in self._db.execute("SELECT id FROM servers").fetchall()]
+            deleted = 0
+            for server_id in ids:
+                deleted += self._db.execute(
+                    "DELETE FROM samples WHERE server_id = ? AND at_ms < ?", (server_id, cutoff_ms)
+                ).rowcount
+                self._db.execute("DELETE FROM hourly WHERE server_id = ? AND hour < ?", (server_id, cutoff_hour))
+                self._db.execute("DELETE FROM latency WHERE server_id = ? AND hour < ?", (server_id, cutoff_hour))
+        return deleted
+
+
+_RESTART_COLUMNS = "name, at, requested_by, outcome, reason, duration_s, exit_code, healthy_after"
+
+
+def _restart_record(row: Sequence[object]) -> RestartRecord:
+    name, at, requested_by, outcome, reason, duration_s, exit_code, healthy = row
+    return RestartRecord(
+        str(name),
+        datetime.fromtimestamp(float(at), UTC),  # type: ignore[arg-type]
+        str(requested_by),
+        str(outcome),
+        str(reason),
+        duration_s,  # type: ignore[arg-type]
+        exit_code,  # type: ignore[arg-type]
+        None if healthy is None else bool(healthy),
+    )
+
+
+def _event(kind: str, server: str, reason: str | None, since: float, at: float) -> Event:
+    since_dt, at_dt = datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(at, UTC)
+    if kind == "outage":
+        return Outage(server, reason or "", since_dt)
+    if kind == "reminder":
+        return Reminder(server, reason or "", since_dt, at_dt)
+    return Recovery(server, since_dt, at_dt)
+
+
+@dataclass(slots=True)
+class _Rollup:
+    """Sums per server id of the hours before `hour`: over the day and the week, and the day's latencies."""
+
+    hour: int
+    day: dict[int, list[int]]  # [checks, online] of the hours in (hour - 24, hour)
+    week: dict[int, list[int]]  # of the hours in (hour - 168, hour)
+    latency: dict[int, dict[int, int]]  # bucket -> answers, of the hours in (hour - 24, hour)
+
+    def add(self, hourly: Iterable[tuple[int, int, int]], latency: Iterable[tuple[int, int, int]]) -> None:
+        """Rows just written (server id, hour, online / bucket): those of hours in the sums are added."""
+        for server_id, hour, online in hourly:
+            if self.hour - WEEK_HOURS < hour < self.hour:
+                _plus(self.week, server_id, [1, online])
+                if hour > self.hour - DAY_HOURS:
+                    _plus(self.day, server_id, [1, online])
+        for server_id, hour, bucket in latency:
+            if self.hour - DAY_HOURS < hour < self.hour:
+                _plus_histogram(self.latency, server_id, {bucket: 1})
+
+    def move(self, hour: int, entered: _Sums, left_day: _Sums, left_week: _Sums) -> None:
+        """On to `hour`: add the hours now settled, take away those that left the day or the week."""
+        for sums, sign in ((entered, 1), (left_day, -1)):
+            for server_id, pair in sums[0].items():
+                _plus(self.day, server_id, [sign * pair[0], sign * pair[1]])
+            for server_id, histogram in sums[1].items():
+                _plus_histogram(self.latency, server_id, {b: sign * n for b, n in histogram.items()})
+        for sums, sign in ((entered, 1), (left_week, -1)):
+            for server_id, pair in sums[0].items():
+                _plus(self.week, server_id, [sign * pair[0], sign * pair[1]])
+        self.hour = hour
+
+
+_Sums = tuple[dict[int, list[int]], dict[int, dict[int, int]]]
+
+
+def _plus(totals: dict[int, list[int]], server_id: int, pair: list[int]) -> None:
+    total = totals.setdefault(server_id, [0, 0])
+    total[0] += pair[0]
+    total[1] += pair[1]
+
+
+def _plus_histogram(histograms: dict[int, dict[int, int]], server_id: int, counts: Mapping[int, int]) -> None:
+    histogram = histograms.setdefault(server_id, {})
+    for bucket, answers in counts.items():
+        histogram[bucket] = histogram.get(bucket, 0) + answers
+        if histogram[bucket] == 0:
+            del histogram[bucket]
+
+
+def _ratio(checks: int, online: int) -> float | None:
+    return online / checks if checks else None

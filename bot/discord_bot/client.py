@@ -1,0 +1,118 @@
+"""The Discord bot: wires the service, the cogs and the command tree together."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import ConfigError, Settings
+from bot.core.monitor import Monitor
+from bot.core.service import PoracleService
+from bot.core.store import Store, StoreError
+from bot.discord_bot.access import REFUSAL, reply_privately
+from bot.discord_bot.alerts import AlertChannel, Alerts
+from bot.discord_bot.commands import PoracleCommands
+from bot.discord_bot.live_status import LiveStatus
+from bot.discord_bot.views import RestartButton, who
+
+log = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT = 60.0
+PAGER_TIMEOUT = 300.0  # Previous / Next work this long; the interaction's token would last 15 min
+
+
+class PoracleTree(app_commands.CommandTree["PoracleBot"]):
+    async def on_error(self, interaction: discord.Interaction[PoracleBot], error: app_commands.AppCommandError) -> None:
+        if isinstance(error, app_commands.CheckFailure):
+            log.warning("Refused /%s for %s: not an admin", _command_name(interaction), who(interaction.user))
+            await reply_privately(interaction, REFUSAL)
+            return
+        log.error("/%s failed for %s", _command_name(interaction), who(interaction.user), exc_info=error)
+        await reply_privately(interaction, "Something went wrong; the error was logged.")
+
+
+def _command_name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "?"
+
+
+class PoracleBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        confirm_timeout: float = CONFIRM_TIMEOUT,
+        pager_timeout: float = PAGER_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),  # nothing privileged: roles arrive with each interaction
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=PoracleTree,
+        )
+        self.settings = settings
+        self.confirm_timeout = confirm_timeout
+        self.pager_timeout = pager_timeout
+        self.store = store
+        self.service = PoracleService(settings)
+        # Restored state: a bot restarted during an outage neither repeats its alert nor misses the recovery.
+        self.monitor = Monitor(
+            settings.down_after,
+            settings.up_after,
+            timedelta(minutes=settings.remind_every) if settings.remind_every else None,
+            store.load_watches(),
+        )
+        self.alerts = AlertChannel(self, settings.discord_alert_channel_id)
+        self.live_status = LiveStatus(self, settings.status_channel_id)
+        self.connected = False
+
+    async def setup_hook(self) -> None:
+        await self.service.__aenter__()
+        self.add_dynamic_items(RestartButton)
+        await self.add_cog(PoracleCommands(self))
+        await self.add_cog(Alerts(self))
+        guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        log.info("Synced %d command(s) %s", len(synced), f"to guild {guild.id}" if guild else "globally")
+
+    # The gateway connection comes and goes; the healthcheck wants to know whether it is there now.
+    async def on_connect(self) -> None:
+        self.connected = True
+
+    async def on_resumed(self) -> None:
+        self.connected = True
+
+    async def on_disconnect(self) -> None:
+        self.connected = False
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info("Connected to Discord as %s, watching %d server(s)", who(self.user), len(self.settings.servers))
+
+    async def close(self) -> None:
+        await super().close()
+        await self.service.__aexit__(None, None, None)
+
+
+def run_bot(settings: Settings) -> None:
+    """Run until stopped. A token Discord refuses is a configuration error, not a traceback."""
+    settings.require_discord()
+    assert settings.discord_token is not None
+    try:
+        store = Store.open(settings.data_dir)
+    except StoreError as exc:
+        raise ConfigError([str(exc)]) from None
+    try:
+        PoracleBot(settings, store).run(settings.discord_token.get_secret_value(), log_handler=None)
+    except discord.LoginFailure:
+        raise ConfigError(
+            ["DISCORD_TOKEN: Discord refused this token; copy it again from the developer portal"]
+        ) from None
+    finally:
+        store.close()

@@ -1,0 +1,288 @@
+"""Pure functions from results to `discord.Embed`: no I/O, so every message can be tested on its own.
+
+Discord's limits shape them: 25 fields, 256-character field names, 1024-character field values,
+4096-character descriptions and 6000 characters per embed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import discord
+from discord.utils import format_dt
+
+from bot.config import ServerConfig
+from bot.core.health import HealthResult
+from bot.core.monitor import Event, Outage, Recovery, Reminder
+from bot.core.service import RestartResult
+from bot.core.store import HistoryEntry, RestartRecord, ServerHistory
+
+GREEN = discord.Colour.green()
+ORANGE = discord.Colour.orange()
+RED = discord.Colour.red()
+GREY = discord.Colour.light_grey()
+BLURPLE = discord.Colour.blurple()
+
+ONLINE = "🟢"
+OFFLINE = "🔴"
+MUTED = "🔇"
+RESTART = "🔁"
+MAX_FIELDS = 25
+DESCRIPTION_LIMIT = 4096
+EMBED_LIMIT = 6000
+FIELD_LIMIT = 1024
+
+
+def duration(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    text = " ".join(part for part in parts if part)
+    return text if days or hours else f"{text} {seconds} s".strip()
+
+
+def code_block(text: str, limit: int = FIELD_LIMIT) -> str:
+    """Remote output as a code block: cannot break out of it, and never longer than `limit`."""
+    text = text.replace("```", "`\u200b``")
+    room = limit - len("```\n\n```")
+    if len(text) > room:
+        text = "…" + text[-(room - 1) :]
+    return f"```\n{text}\n```"
+
+
+def _status_line(result: HealthResult, down_since: datetime | None) -> str:
+    if result.online:
+        return f"{ONLINE} **online** · HTTP {result.status} · {result.latency_ms:.0f} ms"
+    since = down_since or result.checked_at
+    return f"{OFFLINE} **offline** · {result.reason} · down since {format_dt(since, 'R')}"
+
+
+def _percent(fraction: float) -> str:
+    # Never round a failure up to "100 %": 99.96 % shows as 99.9 %.
+    return "100 %" if fraction >= 1 else f"{min(fraction * 100, 99.9):.1f} %"
+
+
+def _restart_words(record: RestartRecord) -> str:
+    by = discord.utils.escape_markdown(record.requested_by)
+    return f"{format_dt(record.at, 'R')} by {by}: **{record.outcome}**"
+
+
+def _history_parts(history: ServerHistory | None, muted_until: datetime | None) -> list[str]:
+    """The extra lines of one server's status: uptime and median latency, last restart, mute."""
+    parts = []
+    if history is not None:
+        uptimes = [
+            f"{label} {_percent(value)}"
+            for label, value in (("24 h", history.uptime_24h), ("7 d", history.uptime_7d))
+            if value is not None
+        ]
+        figures = ["uptime " + " · ".join(uptimes)] if uptimes else []
+        if history.median_latency_ms is not None:
+            figures.append(f"median {history.median_latency_ms:.0f} ms")
+        if figures:
+            parts.append(" · ".join(figures))
+        if history.last_restart is not None:
+            parts.append(f"last restart {_restart_words(history.last_restart)}")
+    if muted_until is not None:
+        parts.append(f"{MUTED} muted until {format_dt(muted_until, 'R')}")
+    return parts
+
+
+def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
+    online = sum(result.online for result in results)
+    if online == len(results):
+        return GREEN
+    return RED if online == 0 else ORANGE
+
+
+def status_embeds(
+    results: Sequence[HealthResult],
+    down_since: Callable[[str], datetime | None],
+    histories: Mapping[str, ServerHistory] | None = None,
+    mutes: Mapping[str, datetime] | None = None,
+) -> list[discord.Embed]:
+    """One embed with a field per server; over 25 servers, compact lines split over several embeds.
+
+    `histories` (uptime, latency, last restart) and `mutes` (until when) add a line each when known."""
+    histories, mutes = histories or {}, mutes or {}
+    online = sum(result.online for result in results)
+    title = f"PoracleJS servers: {online}/{len(results)} online"
+    colour = _status_colour(results)
+    checked = min((result.checked_at for result in results), default=None)
+
+    def parts(result: HealthResult) -> list[str]:
+        now = _status_line(result, down_since(result.server))
+        return [now, *_history_parts(histories.get(result.server), mutes.get(result.server))]
+
+    embed = discord.Embed(title=title, colour=colour, timestamp=checked)
+    if len(results) <= MAX_FIELDS:
+        for result in results:
+            embed.add_field(name=result.server, value="\n".join(parts(result))[:FIELD_LIMIT], inline=False)
+    # Fields while they fit (25 of them, 6000 characters in all), else compact lines.
+    if len(results) <= MAX_FIELDS and len(embed) + len("Checked") <= EMBED_LIMIT:
+        embeds = [embed]
+    else:
+        lines = [f"**{r.server}**: {' · '.join(parts(r))}" for r in results]
+        embeds = [
+            discord.Embed(title=title if i == 0 else None, description=chunk, colour=colour, timestamp=checked)
+            for i, chunk in enumerate(_chunks(lines, DESCRIPTION_LIMIT))
+        ]
+    embeds[-1].set_footer(text="Checked")
+    return embeds
+
+
+def _chunks(lines: Sequence[str], limit: int) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        line = line[:limit]
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    return [*chunks, current] if current else chunks
+
+
+def _targets(servers: Sequence[ServerConfig]) -> str:
+    return ", ".join(server.name for server in servers)
+
+
+def restart_prompt_embed(servers: Sequence[ServerConfig], timeout: float) -> discord.Embed:
+    embed = discord.Embed(
+        title=f"Restart {_targets(servers)}?",
+        description=f"Press **Confirm** within {timeout:.0f} s to run the restart command over SSH.",
+        colour=ORANGE,
+    )
+    for server in servers[:MAX_FIELDS]:
+        embed.add_field(
+            name=server.name, value=f"`{server.ssh_target}`\n{code_block(server.restart_cmd, 500)}", inline=False
+        )
+    if len(servers) > MAX_FIELDS:
+        embed.set_footer(text=f"…and {len(servers) - MAX_FIELDS} more")
+    return embed
+
+
+def restart_state_embed(servers: Sequence[ServerConfig], state: str, colour: discord.Colour) -> discord.Embed:
+    """The prompt after it was answered or ignored: `restarting...`, `cancelled`, `expired`."""
+    return discord.Embed(title=f"Restart {_targets(servers)}: {state}", colour=colour)
+
+
+def _result_value(result: RestartResult, output_room: int) -> str:
+    lines = [f"**{result.word}** · {result.reason}"]
+    if result.command is not None:
+        lines[0] += f" · {result.command.duration_s:.1f} s"
+    if result.health is not None:
+        answer = "yes" if result.health.online else f"no ({result.health.reason})"
+        lines.append(f"Answers its health check again: **{answer}**")
+    value = "\n".join(lines)
+    if result.command is not None and result.command.output and output_room > 50:
+        value += "\n" + code_block(result.command.output, min(FIELD_LIMIT - len(value) - 1, output_room))
+    return value
+
+
+def restart_result_embed(results: Sequence[RestartResult]) -> discord.Embed:
+    succeeded = sum(result.succeeded for result in results)
+    colour = GREEN if succeeded == len(results) else RED if succeeded == 0 else ORANGE
+    if len(results) == 1:
+        title = f"{results[0].server}: {results[0].word}"
+    else:
+        title = f"Restart of {len(results)} servers: {succeeded} restarted"
+    embed = discord.Embed(title=title, colour=colour, timestamp=discord.utils.utcnow())
+    shown = results[:MAX_FIELDS]
+    # Share what is left of the 6000 characters between the outputs, so `all` still fits one embed.
+    output_room = (EMBED_LIMIT - 500 - 200 * len(shown)) // max(1, len(shown))
+    for result in shown:
+        embed.add_field(name=result.server, value=_result_value(result, output_room), inline=False)
+    if len(results) > MAX_FIELDS:
+        embed.set_footer(text=f"…and {len(results) - MAX_FIELDS} more; see the log")
+    return embed
+
+
+def restart_announcement(results: Sequence[RestartResult], user: discord.abc.User) -> str:
+    """The alert channel's line, e.g. `Main restarted by @alice: restarted`."""
+    return "\n".join(f"**{r.server}** restarted by {user.mention}: {r.word}" for r in results)
+
+
+def outage_embed(event: Outage | Reminder) -> discord.Embed:
+    still = "still " if isinstance(event, Reminder) else ""
+    embed = discord.Embed(title=f"{OFFLINE} {event.server} is {still}offline", colour=RED, timestamp=event.since)
+    embed.add_field(name="Reason", value=event.reason[:FIELD_LIMIT], inline=False)
+    embed.add_field(name="Down since", value=f"{format_dt(event.since, 'f')} ({format_dt(event.since, 'R')})")
+    embed.set_footer(text="offline")
+    return embed
+
+
+def recovery_embed(event: Recovery) -> discord.Embed:
+    embed = discord.Embed(title=f"{ONLINE} {event.server} is online again", colour=GREEN, timestamp=event.recovered_at)
+    embed.add_field(name="Down for", value=duration(event.downtime))
+    embed.add_field(name="Down since", value=format_dt(event.down_since, "f"))
+    embed.set_footer(text="online")
+    return embed
+
+
+def alert_embed(events: Sequence[Event]) -> discord.Embed:
+    """One alert for events of one kind raised in the same round: a whole host going down is one message."""
+    first = events[0]
+    if len(events) == 1:
+        return recovery_embed(first) if isinstance(first, Recovery) else outage_embed(first)
+    names = ", ".join(event.server for event in events)
+    if isinstance(first, Recovery):
+        embed = discord.Embed(title=f"{ONLINE} Online again: {names}"[:256], colour=GREEN, timestamp=first.recovered_at)
+        embed.set_footer(text="online")
+    else:
+        still = "Still offline" if isinstance(first, Reminder) else "Offline"
+        embed = discord.Embed(title=f"{OFFLINE} {still}: {names}"[:256], colour=RED, timestamp=first.since)
+        embed.set_footer(text="offline")
+    for event in events[:MAX_FIELDS]:
+        if isinstance(event, Recovery):
+            value = f"**online** · down for {duration(event.downtime)}"
+        else:
+            value = f"**offline** · {event.reason} · down since {format_dt(event.since, 'R')}"
+        embed.add_field(name=event.server, value=value[:FIELD_LIMIT], inline=False)
+    return embed
+
+
+HISTORY_PAGE = 10  # entries a page: each line is at most HISTORY_LINE long, so a page fits a description
+HISTORY_LINE = DESCRIPTION_LIMIT // HISTORY_PAGE - 1
+
+
+def _history_line(entry: HistoryEntry) -> str:
+    when = format_dt(entry.at, "f")
+    if isinstance(entry, RestartRecord):
+        line = f"{RESTART} {when} **{entry.server}** restart {_restart_words(entry)} · {entry.reason}"
+    elif entry.until is None:
+        line = f"{OFFLINE} {when} **{entry.server}** offline, still down · {entry.reason}"
+    else:
+        line = f"{OFFLINE} {when} **{entry.server}** offline for {duration(entry.until - entry.since)} · {entry.reason}"
+    return line if len(line) <= HISTORY_LINE else line[: HISTORY_LINE - 1] + "…"
+
+
+def history_embeds(entries: Sequence[HistoryEntry], server: str | None) -> list[discord.Embed]:
+    """The restarts and outages, newest first, as pages of HISTORY_PAGE entries (at least one page)."""
+    title = f"History of {server}" if server else "History of all servers"
+    lines = [_history_line(entry) for entry in entries]
+    pages = [lines[i : i + HISTORY_PAGE] for i in range(0, len(lines), HISTORY_PAGE)] or [[]]
+    embeds = []
+    for number, page in enumerate(pages, 1):
+        embed = discord.Embed(title=title, colour=BLURPLE, description="\n".join(page) or "Nothing recorded yet.")
+        embed.set_footer(text=f"Page {number}/{len(pages)} · newest first")
+        embeds.append(embed)
+    return embeds
+
+
+def mute_embed(servers: Sequence[str], until: datetime | None, by: discord.abc.User) -> discord.Embed:
+    """The answer to /poracle mute (`until` set) and /poracle unmute (`until` None)."""
+    names = ", ".join(servers)
+    if until is None:
+        embed = discord.Embed(title=f"🔔 Alerts on again: {names}"[:256], colour=GREEN)
+        embed.description = f"Unmuted by {by.mention}."
+    else:
+        embed = discord.Embed(title=f"{MUTED} Muted: {names}"[:256], colour=GREY)
+        embed.description = (
+            f"No alerts until {format_dt(until, 'f')} ({format_dt(until, 'R')}), or `/poracle unmute`; "
+            f"the checks go on. Muted by {by.mention}."
+        )
+    return embed

@@ -1,0 +1,191 @@
+"""Buttons: the Confirm/Cancel prompt before a restart, and the Restart button on outage alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Self
+
+import discord
+
+from bot.config import ServerConfig
+from bot.discord_bot.access import REFUSAL, is_admin, reply_privately
+from bot.discord_bot.embeds import BLURPLE, GREY, restart_announcement, restart_prompt_embed, restart_result_embed
+from bot.discord_bot.embeds import restart_state_embed as state_embed
+
+if TYPE_CHECKING:
+    from bot.discord_bot.client import PoracleBot
+
+log = logging.getLogger(__name__)
+
+
+def who(user: discord.abc.User) -> str:
+    """How the log names a Discord user: readable and unambiguous."""
+    return f"{user.name} ({user.id})"
+
+
+class OwnedView(discord.ui.View):
+    """Buttons only the admin who asked may press; checked on every press, as roles can change meanwhile."""
+
+    action = "answer this prompt"  # how a refused press is told what it may not do
+
+    def __init__(self, owner: discord.abc.User, admin_role_ids: frozenset[int], timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.owner = owner
+        self.admin_role_ids = admin_role_ids
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if not is_admin(interaction, self.admin_role_ids):
+            await reply_privately(interaction, REFUSAL)
+            return False
+        if interaction.user.id != self.owner.id:
+            await reply_privately(interaction, f"Only {self.owner.mention} can {self.action}.")
+            return False
+        return True
+
+    def disable(self) -> Self:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        return self
+
+
+class ConfirmView(OwnedView):
+    """Records the asking admin's choice: True (Confirm), False (Cancel) or None (expired)."""
+
+    def __init__(self, owner: discord.abc.User, admin_role_ids: frozenset[int], timeout: float) -> None:
+        super().__init__(owner, admin_role_ids, timeout)
+        self.value: bool | None = None
+
+    async def _choose(self, interaction: discord.Interaction, value: bool) -> None:
+        if self.value is not None:  # a second press that raced the first: already decided
+            await interaction.response.defer()
+            return
+        self.value = value
+        self.stop()
+        # Disable the buttons in the click's own answer, so nobody can press twice.
+        await interaction.response.edit_message(view=self.disable())
+
+    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmView]) -> None:
+        await self._choose(interaction, True)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmView]) -> None:
+        await self._choose(interaction, False)
+
+
+async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers: Sequence[ServerConfig]) -> None:
+    """Ask the admin to confirm, then restart and show the result. Both entry points use this flow."""
+    bot = interaction.client
+    service = bot.service
+    if len(servers) == 1 and service.is_restarting(servers[0]):
+        await reply_privately(interaction, f"**{servers[0].name}** is already restarting; wait for that to finish.")
+        return
+    view = ConfirmView(interaction.user, bot.settings.discord_admin_role_ids, bot.confirm_timeout)
+    await interaction.response.send_message(embed=restart_prompt_embed(servers, bot.confirm_timeout), view=view)
+    await view.wait()
+    names = ", ".join(server.name for server in servers)
+    if view.value is None:
+        log.info("Restart of %s by %s expired unanswered", names, who(interaction.user))
+        await interaction.edit_original_response(embed=state_embed(servers, "expired", GREY), view=view.disable())
+        return
+    if not view.value:
+        log.info("Restart of %s cancelled by %s", names, who(interaction.user))
+        await interaction.edit_original_response(embed=state_embed(servers, "cancelled", GREY), view=None)
+        return
+    await interaction.edit_original_response(embed=state_embed(servers, "restarting...", BLURPLE), view=None)
+    started = discord.utils.utcnow()
+    results = await service.restart_many(servers, requested_by=who(interaction.user))
+    await asyncio.to_thread(bot.store.record_restarts, results, started)
+    await interaction.edit_original_response(embed=restart_result_embed(results))
+    await bot.alerts.send(content=restart_announcement(results, interaction.user))
+
+
+class PagerView(OwnedView):
+    """Previous / Next through pages of embeds, for the admin who asked."""
+
+    action = "turn these pages"
+
+    def __init__(
+        self, pages: Sequence[discord.Embed], owner: discord.abc.User, admin_role_ids: frozenset[int], timeout: float
+    ) -> None:
+        super().__init__(owner, admin_role_ids, timeout)
+        self.pages = pages
+        self.page = 0
+        self._enable()
+
+    def _enable(self) -> None:
+        self.previous_page.disabled = self.page == 0
+        self.next_page.disabled = self.page == len(self.pages) - 1
+
+    async def _turn(self, interaction: discord.Interaction, step: int) -> None:
+        # Clamped: a double press on the last page's Next, sent before the edit arrived, stays there.
+        self.page = min(max(self.page + step, 0), len(self.pages) - 1)
+        self._enable()
+        await interaction.response.edit_message(embed=self.pages[self.page], view=self)
+
+    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
+    async def previous_page(self, interaction: discord.Interaction, button: discord.ui.Button[PagerView]) -> None:
+        await self._turn(interaction, -1)
+
+    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
+    async def next_page(self, interaction: discord.Interaction, button: discord.ui.Button[PagerView]) -> None:
+        await self._turn(interaction, 1)
+
+
+async def show_pages(interaction: discord.Interaction[PoracleBot], pages: Sequence[discord.Embed]) -> None:
+    """The first page, with Previous / Next when there are more; the buttons are disabled when they expire."""
+    if len(pages) == 1:
+        await interaction.response.send_message(embed=pages[0])
+        return
+    bot = interaction.client
+    view = PagerView(pages, interaction.user, bot.settings.discord_admin_role_ids, bot.pager_timeout)
+    await interaction.response.send_message(embed=pages[0], view=view)
+    await view.wait()
+    try:
+        await interaction.edit_original_response(view=view.disable())
+    except discord.HTTPException as exc:  # deleted meanwhile: nothing left to disable
+        log.info("Could not disable the expired pager: %s %s", exc.status, exc.text)
+
+
+class RestartButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"poracle:restart:(?P<index>\d+)"
+):
+    """The Restart button under an outage alert. Dynamic, so it keeps working after the bot restarts."""
+
+    def __init__(self, index: int, label: str | None = None) -> None:
+        # The label only matters when the alert is sent; a click is resolved from the custom id alone.
+        super().__init__(
+            discord.ui.Button(
+                label=f"Restart {label}"[:80] if label else "Restart",
+                style=discord.ButtonStyle.danger,
+                custom_id=f"poracle:restart:{index}",
+            )
+        )
+        self.index = index
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View], match: re.Match[str]
+    ) -> RestartButton:
+        return cls(int(match["index"]))
+
+    async def interaction_check(self, interaction: discord.Interaction[PoracleBot]) -> bool:  # type: ignore[override]
+        if not is_admin(interaction, interaction.client.settings.discord_admin_role_ids):
+            await reply_privately(interaction, REFUSAL)
+            return False
+        return True
+
+    async def callback(self, interaction: discord.Interaction[PoracleBot]) -> None:  # type: ignore[override]
+        server = next((s for s in interaction.client.settings.servers if s.index == self.index), None)
+        if server is None:
+            await reply_privately(interaction, "That server is no longer configured.")
+            return
+        try:
+            await confirm_restart(interaction, [server])
+        except Exception:
+            log.exception("Restart button for %s failed", server.name)
+            await reply_privately(interaction, "Something went wrong; the error was logged.")

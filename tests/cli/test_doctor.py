@@ -1,0 +1,272 @@
+"""`poracle-bot doctor` against a real sshd and a real HTTP API on 127.0.0.1: each problem it claims to find
+gives its own line and a non-zero exit; all good gives 0; it never pins a key or runs anything remotely."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli.doctor import run_doctor
+from bot.cli.main import main
+from tests.support.local_http import HttpServer, http_server, refused_port
+from tests.support.sshd import SshdFactory, SshServer, generate_key
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[HttpServer]:
+    async with http_server() as http:
+        yield http
+
+
+def doctor_env(sshd: SshServer, api: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "DISCORD_TOKEN": "test-token",
+        "DISCORD_ADMIN_ROLE_IDS": "123",
+        "DISCORD_ALERT_CHANNEL_ID": "456",
+        "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
+        "PORACLE_SSH_KNOWN_HOSTS": str(tmp_path / "data" / "known_hosts"),
+        "PORACLE_DATA_DIR": str(tmp_path / "data"),
+        "PORACLE_SSH_CONNECT_TIMEOUT": "5",
+        "PORACLE_HEALTH_TIMEOUT": "2",
+        "PORACLE_SERVER_1_NAME": "Main",
+        "PORACLE_SERVER_1_HOST": sshd.host,
+        "PORACLE_SERVER_1_SSH_PORT": str(sshd.port),
+        "PORACLE_SERVER_1_SSH_USER": sshd.user,
+        "PORACLE_SERVER_1_API": api,
+    } | extra
+
+
+async def doctor(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = await run_doctor(env)
+    return code, capsys.readouterr().out.splitlines()
+
+
+def only(lines: list[str], *words: str) -> str:
+    """The one line that contains every word."""
+    found = [line for line in lines if all(word in line for word in words)]
+    assert len(found) == 1, (words, lines)
+    return found[0]
+
+
+def pin(sshd: SshServer, tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    return sshd.write_known_hosts(tmp_path / "data" / "known_hosts")
+
+
+async def test_all_good_exits_0_with_a_checklist(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    known_hosts = pin(sshd, tmp_path)
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_HOST_KEY_POLICY="strict")
+    code, lines = await doctor(env, capsys)
+    assert code == 0, lines
+    assert lines[-1] == "All good."
+    assert all(line.startswith("[ OK ]") for line in lines[:-1]), lines
+    assert only(lines, "Main: API answers (HTTP 200,")
+    assert only(lines, "Main: host key ssh-ed25519 SHA256:", "is pinned")
+    assert only(lines, f"Main: SSH login as {sshd.user}@127.0.0.1 works")
+    assert only(lines, "SSH key:", "no passphrase")
+    assert known_hosts.read_text() == sshd.known_hosts_line() + "\n"
+    assert api.requests == ["/health"]
+
+
+async def test_login_runs_nothing_on_the_server(
+    sshd_factory: SshdFactory, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = sshd_factory()  # its own log: no other test's sessions in it
+    code, lines = await doctor(doctor_env(server, api.url, tmp_path), capsys)
+    assert code == 0, lines
+    log = server.log()
+    assert "Accepted publickey" in log
+    assert "Starting session" not in log, log  # no channel: not even a `command=` forced command would run
+
+
+async def test_unknown_key_under_accept_new_is_a_warning_and_not_pinned(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_HOST_KEY_POLICY="accept-new")
+    code, lines = await doctor(env, capsys)
+    assert code == 0, lines
+    line = only(lines, "[WARN] Main: host key ssh-ed25519 SHA256:", "not pinned yet")
+    assert "poracle-bot trust Main" in line
+    assert only(lines, "[ OK ] Main: SSH login as")  # the login was still checked
+    assert not (tmp_path / "data" / "known_hosts").exists()
+
+
+async def test_missing_discord_settings_are_warnings_only(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    env = doctor_env(sshd, api.url, tmp_path)
+    for name in ("DISCORD_TOKEN", "DISCORD_ADMIN_ROLE_IDS", "DISCORD_ALERT_CHANNEL_ID"):
+        del env[name]
+    code, lines = await doctor(env, capsys)
+    assert code == 0, lines
+    assert only(lines, "[WARN] Discord: DISCORD_TOKEN")
+    assert only(lines, "[WARN] Discord: DISCORD_ADMIN_ROLE_IDS")
+
+
+async def test_missing_key(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    missing = tmp_path / "no_such_key"
+    code, lines = await doctor(doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_KEY_PATH=str(missing)), capsys)
+    assert code == 1
+    line = only(lines, "[FAIL] SSH key: cannot read SSH key", str(missing))
+    assert "PORACLE_SSH_KEY_PATH" in line
+    assert not [line for line in lines if "SSH login" in line]  # reported once, at the key
+    assert lines[-1] == "1 problem(s) found."
+
+
+@pytest.fixture
+def locked_key(tmp_path: Path) -> Path:
+    key = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True)
+    return key
+
+
+async def test_key_with_a_passphrase(
+    sshd: SshServer, locked_key: Path, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    key = locked_key
+    code, lines = await doctor(doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_KEY_PATH=str(key)), capsys)
+    assert code == 1
+    assert only(lines, "[FAIL] SSH key:", "has a passphrase")
+
+
+async def test_public_half_instead_of_the_private_key(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_KEY_PATH=f"{sshd.client_key}.pub")
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    assert only(lines, "[FAIL] SSH key:", "is not a private key")
+
+
+async def test_rejected_key(
+    sshd: SshServer, wrong_client_key: Path, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_KEY_PATH=str(wrong_client_key))
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    assert only(lines, "[ OK ] SSH key:")  # the key itself is fine: the server does not accept it
+    line = only(lines, "[FAIL] Main: SSH login as", "SSH key rejected by")
+    assert "authorized_keys" in line
+
+
+async def test_unknown_host_key_under_strict(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_HOST_KEY_POLICY="strict")
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    line = only(lines, "[FAIL] Main: host key ssh-ed25519", "not pinned and the policy is strict")
+    assert "poracle-bot trust Main" in line
+    assert not (tmp_path / "data" / "known_hosts").exists()
+
+
+@pytest.mark.parametrize("policy", ["strict", "accept-new"])
+async def test_changed_host_key(
+    policy: str,
+    sshd: SshServer,
+    sshd_factory: SshdFactory,
+    api: HttpServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    impostor = sshd_factory(client_key=sshd.client_key)  # same login, another host key
+    known_hosts = tmp_path / "data" / "known_hosts"
+    known_hosts.parent.mkdir()
+    known_hosts.write_text(f"[127.0.0.1]:{impostor.port} {sshd.host_public_key}\n")
+    env = doctor_env(impostor, api.url, tmp_path, PORACLE_SSH_HOST_KEY_POLICY=policy)
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    line = only(lines, "[FAIL] Main: host key has CHANGED")
+    assert "poracle-bot trust Main" in line
+    assert not [line for line in lines if "SSH login" in line]  # no login to a possible man in the middle
+    assert "Accepted publickey" not in impostor.log()
+    assert known_hosts.read_text() == f"[127.0.0.1]:{impostor.port} {sshd.host_public_key}\n"
+
+
+async def test_api_down(sshd: SshServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pin(sshd, tmp_path)
+    code, lines = await doctor(doctor_env(sshd, f"http://127.0.0.1:{refused_port()}", tmp_path), capsys)
+    assert code == 1
+    line = only(lines, "[FAIL] Main: API does not answer", "connection refused")
+    assert "0.0.0.0" in line
+
+
+async def test_ssh_not_reachable(api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = generate_key(tmp_path / "key")
+    env = {
+        "PORACLE_SSH_KEY_PATH": str(key),
+        "PORACLE_SSH_KNOWN_HOSTS": str(tmp_path / "known_hosts"),
+        "PORACLE_SERVER_1_NAME": "Main",
+        "PORACLE_SERVER_1_HOST": "127.0.0.1",
+        "PORACLE_SERVER_1_SSH_PORT": str(refused_port()),
+        "PORACLE_SERVER_1_API": api.url,
+    }
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    assert only(lines, "[FAIL] Main: cannot reach SSH at", "connection refused")
+
+
+async def test_known_hosts_that_cannot_be_written_under_accept_new(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")  # a directory path through a file: root cannot write there either
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_KNOWN_HOSTS=str(tmp_path / "a-file" / "known_hosts"))
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    assert only(lines, "[FAIL] Host keys:", "cannot be written")
+
+
+async def test_data_directory_that_cannot_be_written(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    (tmp_path / "a-file").write_text("")
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_DATA_DIR=str(tmp_path / "a-file" / "data"))
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    assert only(lines, "[FAIL] Data:", "cannot be written")
+
+
+async def test_two_servers_each_get_their_lines(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    env = doctor_env(sshd, api.url, tmp_path) | {
+        "PORACLE_SERVER_2_NAME": "Secondary",
+        "PORACLE_SERVER_2_HOST": "127.0.0.1",
+        "PORACLE_SERVER_2_API": f"http://127.0.0.1:{refused_port()}",
+        "PORACLE_SERVER_2_SSH_PORT": str(refused_port()),
+    }
+    code, lines = await doctor(env, capsys)
+    assert code == 1
+    assert only(lines, "[ OK ] Main: API answers")
+    assert only(lines, "[FAIL] Secondary: API does not answer")
+    assert only(lines, "[FAIL] Secondary: cannot reach SSH")
+    assert lines[-1] == "2 problem(s) found."
+
+
+def test_bad_config_lists_each_problem_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "PORACLE_SERVER_1_HOST=not a host\nPORACLE_SERVER_1_API=ftp://x\nPORACLE_SSH_HOST_KEY_POLICY=maybe\n"
+    )
+    code = main(["--env-file", str(env_file), "doctor"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = out.splitlines()
+    assert only(lines, "[FAIL] Configuration: PORACLE_SERVER_1_HOST")
+    assert only(lines, "[FAIL] Configuration: PORACLE_SERVER_1_API")
+    assert only(lines, "[FAIL] Configuration: PORACLE_SSH_HOST_KEY_POLICY")
+    assert "Traceback" not in out + err

@@ -1,0 +1,236 @@
+"""The command line as an operator runs it: `python -m bot ...` in a directory with a `.env`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.support.local_http import HttpServer, http_server, refused_port, status
+from tests.support.sshd import SshServer
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def cli_env() -> dict[str, str]:
+    """The test process's environment without configuration of its own, and with `bot` importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORACLE_", "DISCORD_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+async def cli(cwd: Path, *args: str, stdin: bytes | None = None, timeout: float = 60) -> Run:
+    """Run the CLI without blocking the event loop (the test's HTTP servers must keep answering)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args,
+        cwd=cwd, env=cli_env(),
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
+    assert process.returncode is not None
+    run = Run(process.returncode, out.decode(), err.decode())
+    assert "Traceback" not in run.out + run.err, run
+    return run
+
+
+def write_env(directory: Path, **variables: str) -> None:
+    (directory / ".env").write_text("".join(f"{key}={value}\n" for key, value in variables.items()))
+
+
+def server_env(number: int, name: str, api: str, **fields: str) -> dict[str, str]:
+    base = {"NAME": name, "HOST": "127.0.0.1", "API": api} | fields
+    return {f"PORACLE_SERVER_{number}_{field}": value for field, value in base.items()}
+
+
+def ssh_env(sshd: SshServer, directory: Path, name: str, api: str, command: str) -> dict[str, str]:
+    return {
+        "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
+        "PORACLE_SSH_KNOWN_HOSTS": str(sshd.write_known_hosts(directory / "known_hosts")),
+        "PORACLE_SSH_HOST_KEY_POLICY": "strict",
+        **server_env(1, name, api, SSH_PORT=str(sshd.port), SSH_USER=sshd.user, RESTART_CMD=command),
+    }
+
+
+def ran(marker: Path) -> bool:
+    return marker.exists()
+
+
+def rows(table: str) -> list[list[str]]:
+    """The table's cells, split on runs of 2+ spaces."""
+    return [re.split(r" {2,}", line.strip()) for line in table.strip().splitlines()]
+
+
+# ------------------------------------------------------------------------------------------------ check
+
+
+async def test_check_all_online_exits_0(tmp_path: Path) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)
+        return web.Response(text="ok")
+
+    async with http_server({"/a/health": slow, "/b/health": status(500)}) as http:
+        write_env(tmp_path, **server_env(1, "Alpha", f"{http.url}/a"), **server_env(2, "Beta Server", f"{http.url}/b"))
+        run = await cli(tmp_path, "check")
+    assert run.code == 0, run
+    table = rows(run.out)
+    assert table[0] == ["SERVER", "STATUS", "HTTP", "LATENCY", "REASON"]
+    assert [row[:3] for row in table[1:]] == [["Alpha", "online", "200"], ["Beta Server", "online", "500"]]
+    for row in table[1:]:
+        assert row[3].endswith(" ms") and float(row[3].removesuffix(" ms")) >= 0
+    assert float(table[1][3].removesuffix(" ms")) >= 50
+    assert sorted(http.requests) == ["/a/health", "/b/health"]
+
+
+async def test_check_with_one_offline_exits_1(tmp_path: Path) -> None:
+    async with http_server() as http:
+        write_env(
+            tmp_path,
+            **server_env(1, "Up", http.url),
+            **server_env(2, "Down", f"http://127.0.0.1:{refused_port()}"),
+        )
+        run = await cli(tmp_path, "check")
+    assert run.code == 1, run
+    table = rows(run.out)
+    assert table[1][:3] == ["Up", "online", "200"]
+    assert table[2] == ["Down", "offline", "-", "-", "connection refused"]
+
+
+async def test_env_file_option(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "conf"
+    elsewhere.mkdir()
+    async with http_server() as http:
+        write_env(elsewhere, **server_env(1, "FromOption", http.url))
+        run = await cli(tmp_path, "--env-file", str(elsewhere / ".env"), "check")
+    assert run.code == 0, run
+    assert "FromOption" in run.out
+
+
+# ---------------------------------------------------------------------------------------------- restart
+
+
+async def test_restart_yes_runs_and_exits_0(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:
+    marker = sshd.workdir / f"cli-{uuid.uuid4().hex}"
+    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, f"echo hello from pm2; touch {marker}"))
+    run = await cli(tmp_path, "restart", "main", "--yes")
+    assert run.code == 0, run
+    assert ran(marker)
+    lines = run.out.splitlines()
+    assert lines[0] == f"Main: ssh {sshd.user}@127.0.0.1:{sshd.port} -- echo hello from pm2; touch {marker}"
+    assert lines[1].startswith("Main: restarted (exit code 0) in ")
+    assert "  | hello from pm2" in lines
+    assert "  answers its health check: yes" in lines
+
+
+async def test_restart_failure_exits_nonzero(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:
+    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, "echo 'pm2: not found'; exit 127"))
+    run = await cli(tmp_path, "restart", "Main", "-y")
+    assert run.code != 0, run
+    assert "Main: failed (exit code 127)" in run.out
+    assert "  | pm2: not found" in run.out
+
+
+async def test_restart_connection_error_exits_nonzero(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:
+    env = ssh_env(sshd, tmp_path, "Main", api.url, "true") | {"PORACLE_SERVER_1_SSH_PORT": str(refused_port())}
+    write_env(tmp_path, **env)
+    run = await cli(tmp_path, "restart", "Main", "--yes")
+    assert run.code != 0, run
+    assert "Main: failed (SSH connection refused" in run.out
+
+
+@pytest.mark.parametrize("answer", [b"n\n", b"\n", None], ids=["n", "enter", "closed"])
+async def test_restart_without_yes_runs_nothing_unless_confirmed(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, answer: bytes | None
+) -> None:
+    marker = sshd.workdir / f"cli-{uuid.uuid4().hex}"
+    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, f"touch {marker}"))
+    run = await cli(tmp_path, "restart", "Main", stdin=answer)
+    assert run.code != 0, run
+    assert "[y/N]" in run.out
+    assert "Cancelled: nothing was run." in run.out
+    assert not ran(marker)
+
+
+async def test_restart_confirmed_with_y_runs(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:
+    # The other side of the test above: the same prompt answered "y" does run the command.
+    marker = sshd.workdir / f"cli-{uuid.uuid4().hex}"
+    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, f"touch {marker}"))
+    run = await cli(tmp_path, "restart", "Main", stdin=b"y\n")
+    assert run.code == 0, run
+    assert ran(marker)
+
+
+async def test_restart_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
+    write_env(tmp_path, **server_env(1, "Alpha", "http://192.0.2.1"), **server_env(2, "Beta", "http://192.0.2.2"))
+    run = await cli(tmp_path, "restart", "nosuch", "--yes")
+    assert run.code != 0, run
+    assert "nosuch" in run.err
+    assert "Alpha" in run.err and "Beta" in run.err and "all" in run.err
+    assert run.out == ""
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+async def test_config_masks_the_token_and_shows_defaults(tmp_path: Path) -> None:
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.the-real-token-text"
+    write_env(tmp_path, DISCORD_TOKEN=token, **server_env(1, "Alpha", "http://192.0.2.1:3030"))
+    run = await cli(tmp_path, "config")
+    assert run.code == 0, run
+    assert token not in run.out + run.err
+    assert "the-real-token-text" not in run.out + run.err
+    shown = dict(line.split("=", 1) for line in run.out.splitlines())
+    assert shown["DISCORD_TOKEN"] == "******** (set)"
+    assert shown["DISCORD_ADMIN_ROLE_IDS"] == "(unset)"
+    assert shown["PORACLE_SSH_HOST_KEY_POLICY"] == "accept-new"
+    assert shown["PORACLE_SSH_TIMEOUT"] == "30.0"
+    assert shown["PORACLE_HEALTH_TIMEOUT"] == "5.0"
+    assert shown["PORACLE_SSH_KNOWN_HOSTS"] == "/app/data/known_hosts"
+    assert shown["PORACLE_SERVER_1_NAME"] == "Alpha"
+    assert shown["PORACLE_SERVER_1_SSH_USER"] == "root"
+    assert shown["PORACLE_SERVER_1_SSH_PORT"] == "22"
+    assert shown["PORACLE_SERVER_1_HEALTH_PATH"] == "/health"
+    assert shown["PORACLE_SERVER_1_RESTART_CMD"] == "pm2 restart all"
+
+
+async def test_config_error_exits_2(tmp_path: Path) -> None:
+    write_env(tmp_path, PORACLE_SERVER_1_HOST="127.0.0.1", PORACLE_SERVER_1_SSH_PORT="twenty-two")
+    run = await cli(tmp_path, "config")
+    assert run.code == 2, run
+    assert "PORACLE_SERVER_1_API: required" in run.err
+    assert "PORACLE_SERVER_1_SSH_PORT" in run.err
+    assert run.out == ""
+
+
+# ------------------------------------------------------------------------------------------------- help
+
+
+async def test_help_exits_0_without_any_configuration(tmp_path: Path) -> None:
+    commands: list[list[str]] = [[], ["check"], ["restart"], ["config"], ["run"]]
+    # At once: each run is mostly interpreter start-up and imports.
+    runs = await asyncio.gather(*(cli(tmp_path, *command, "--help") for command in commands))
+    for command, run in zip(commands, runs, strict=True):
+        assert run.code == 0, (command, run)
+        assert run.out.startswith("usage: poracle-bot")
+        assert " ".join(["poracle-bot", *command]) in run.out.splitlines()[0]
+    assert "--yes" in runs[2].out
+
+
+async def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
+    run = await cli(tmp_path)
+    assert run.code == 2
+    assert "usage:" in run.err

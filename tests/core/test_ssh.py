@@ -1,0 +1,435 @@
+"""Restarts over a real OpenSSH sshd on 127.0.0.1 through PoracleService / SshRunner: every outcome is honest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.core.service import PoracleService
+from bot.core.ssh import CommandOutcome, SshRunner
+from tests.support.local_http import HttpServer, http_server, refused_port
+from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, wait_remote_processes_gone
+
+
+def make_settings(
+    sshd: SshServer,
+    known_hosts: Path,
+    api: str,
+    command: str,
+    *,
+    policy: str = "strict",
+    names: tuple[str, ...] = ("Test",),
+    **extra: str,
+) -> Settings:
+    """One server block per name, all on `sshd`; `extra` overrides any variable."""
+    env = {
+        "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
+        "PORACLE_SSH_KNOWN_HOSTS": str(known_hosts),
+        "PORACLE_SSH_HOST_KEY_POLICY": policy,
+        "PORACLE_SSH_TIMEOUT": "20",
+        "PORACLE_SSH_CONNECT_TIMEOUT": "5",
+        "PORACLE_HEALTH_TIMEOUT": "1",
+    }
+    for number, name in enumerate(names, 1):
+        env |= {
+            f"PORACLE_SERVER_{number}_NAME": name,
+            f"PORACLE_SERVER_{number}_HOST": "127.0.0.1",
+            f"PORACLE_SERVER_{number}_SSH_PORT": str(sshd.port),
+            f"PORACLE_SERVER_{number}_SSH_USER": sshd.user,
+            f"PORACLE_SERVER_{number}_API": api,
+            f"PORACLE_SERVER_{number}_RESTART_CMD": command,
+        }
+    return load_settings(env | extra)
+
+
+@pytest.fixture
+def pinned(sshd: SshServer, tmp_path: Path) -> Path:
+    """A known_hosts file that trusts the shared sshd."""
+    return sshd.write_known_hosts(tmp_path / "known_hosts")
+
+
+def ran(marker: Path) -> bool:
+    return marker.exists()
+
+
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def key_secret(path: Path) -> str:
+    """A piece of the private key's body that must never show up anywhere."""
+    body = [line for line in path.read_text().splitlines() if line and not line.startswith("-----")]
+    return body[1][:40]
+
+
+async def test_success_runs_the_command_and_captures_output(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(sshd, pinned, api.url, f"echo restarting; touch {marker}; echo done")
+    async with PoracleService(settings) as service:
+        (server,) = service.resolve("test")
+        result = await service.restart(server, requested_by="alice#1234")
+    assert ran(marker)
+    assert result.succeeded and not result.busy
+    assert result.word == "restarted"
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.SUCCEEDED
+    assert result.command.exit_code == 0
+    assert result.command.output == "restarting\ndone"
+    assert 0 < result.command.duration_s < 10
+    assert result.health is not None and result.health.online and result.health.status == 200
+    assert api.requests == ["/health"]
+
+    # The log tells who asked and how it ended.
+    service_lines = [r.getMessage() for r in caplog.records if r.name == "bot.core.service"]
+    assert any("Restart of Test requested by alice#1234" in line for line in service_lines), service_lines
+    assert any("Restart of Test by alice#1234: restarted (exit code 0)" in line for line in service_lines)
+    # Secrets: the private key's contents appear in no log line and no result.
+    secret = key_secret(sshd.client_key)
+    assert secret not in caplog.text
+    assert secret not in repr(result)
+
+
+async def test_nonzero_exit_is_a_failure_with_its_code_and_output(
+    sshd: SshServer, pinned: Path, api: HttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    settings = make_settings(sshd, pinned, api.url, "echo 'partial work'; echo 'boom' >&2; exit 3")
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="bob")
+    assert not result.succeeded
+    assert result.word == "failed"
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.FAILED
+    assert result.command.exit_code == 3
+    assert result.reason == "exit code 3"
+    assert result.command.output == "partial work\nboom"  # stderr is kept too
+    assert result.health is not None and result.health.online  # checked once, not waited for
+    assert api.requests == ["/health"]
+    warnings = [r for r in caplog.records if r.name == "bot.core.service" and r.levelno == logging.WARNING]
+    assert any("by bob: failed (exit code 3)" in r.getMessage() for r in warnings)
+
+
+async def test_killed_by_a_signal_is_a_failure(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
+    settings = make_settings(sshd, pinned, api.url, "echo before; kill -TERM $$")
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="t")
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.FAILED
+    assert result.command.output == "before"
+    assert "TERM" in result.reason or "143" in result.reason
+
+
+async def test_timeout_stops_the_remote_command_and_keeps_output(
+    sshd: SshServer, pinned: Path, api: HttpServer
+) -> None:
+    tag = f"poracle-timeout-{uuid.uuid4().hex}"
+    settings = make_settings(sshd, pinned, api.url, f"echo started; sleep 300 # {tag}", PORACLE_SSH_TIMEOUT="1")
+    async with PoracleService(settings) as service:
+        started = time.monotonic()
+        task = asyncio.create_task(service.restart(settings.servers[0], requested_by="t"))
+        # The command really ran remotely: otherwise "gone afterwards" below would prove nothing.
+        seen_running: list[int] = []
+        while not task.done() and not seen_running:
+            seen_running = remote_processes(tag)
+            await asyncio.sleep(0.02)
+        result = await task
+        elapsed = time.monotonic() - started
+    assert seen_running, "the remote sleep was never seen running"
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.TIMED_OUT
+    assert result.word == "timed out"
+    assert "1 s" in result.reason
+    assert result.command.output == "started"
+    assert result.command.exit_code is None
+    assert elapsed < 8
+    left = await asyncio.to_thread(wait_remote_processes_gone, tag, 5.0)
+    assert left == [], f"remote command still running after the timeout: {left}"
+
+
+async def test_wrong_port_is_a_connection_error(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
+    settings = make_settings(sshd, pinned, api.url, "true", PORACLE_SERVER_1_SSH_PORT=str(free_port()))
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="t")
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "refused" in result.reason
+    assert result.health is not None and result.health.online  # the API is still checked and reported
+
+
+async def test_rejected_key_is_a_connection_error(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path, wrong_client_key: Path
+) -> None:
+    settings = make_settings(sshd, pinned, api.url, f"touch {marker}", PORACLE_SSH_KEY_PATH=str(wrong_client_key))
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="t")
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "rejected" in result.reason
+    assert not ran(marker)
+
+
+async def test_unknown_host_under_strict_is_refused(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("# nothing trusted yet\n")
+    settings = make_settings(sshd, known_hosts, api.url, f"touch {marker}", policy="strict")
+    result = await SshRunner(settings).run(settings.servers[0], f"touch {marker}", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "not trusted" in result.reason
+    assert "SHA256:" in result.reason  # the offered key's fingerprint, to compare by hand
+    assert not ran(marker)
+    assert known_hosts.read_text() == "# nothing trusted yet\n"
+
+
+@pytest.mark.parametrize("policy", ["strict", "accept-new"])
+async def test_a_malformed_known_hosts_file_is_a_reason_not_a_crash(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path, policy: str
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(sshd.known_hosts_line() + "\nhalf-a-line-edited-by-hand\n")
+    settings = make_settings(sshd, known_hosts, api.url, f"touch {marker}", policy=policy)
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="t")
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
+    assert str(known_hosts) in result.reason
+    assert "half-a-line-edited-by-hand" in result.reason  # asyncssh quotes the line it cannot read
+    assert not ran(marker)
+    assert not service.is_restarting(settings.servers[0])
+
+
+async def test_accept_new_pins_on_first_contact_and_runs(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path
+) -> None:
+    known_hosts = tmp_path / "data" / "known_hosts"  # neither the file nor its directory exist yet
+    settings = make_settings(sshd, known_hosts, api.url, f"touch {marker}", policy="accept-new")
+    runner = SshRunner(settings)
+    first = await runner.run(settings.servers[0], f"touch {marker}", 10)
+    assert first.succeeded, first
+    assert ran(marker)
+    assert known_hosts.read_text() == sshd.known_hosts_line() + "\n"
+    # The OpenSSH client trusts the pinned file as written.
+    assert sshd.run("true", known_hosts=known_hosts).returncode == 0
+    # The second contact uses the pin and does not add a second line.
+    second = await runner.run(settings.servers[0], "echo again", 10)
+    assert second.succeeded and second.output == "again"
+    assert known_hosts.read_text() == sshd.known_hosts_line() + "\n"
+
+
+async def test_changed_host_key_under_accept_new_is_refused(
+    sshd_factory: SshdFactory, tmp_path: Path, api: HttpServer
+) -> None:
+    original = sshd_factory()
+    known_hosts = tmp_path / "known_hosts"
+    ran = original.workdir / f"ran-{uuid.uuid4().hex}"
+    settings = make_settings(original, known_hosts, api.url, f"touch {ran}", policy="accept-new")
+    runner = SshRunner(settings)
+    assert (await runner.run(settings.servers[0], "true", 10)).succeeded
+    pinned = known_hosts.read_bytes()
+    assert original.host_public_key.encode() in pinned
+
+    original.stop()
+    impostor = sshd_factory(port=original.port, client_key=original.client_key)  # a fresh host key
+    assert impostor.host_public_key != original.host_public_key
+    result = await runner.run(settings.servers[0], f"touch {ran}", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "CHANGED" in result.reason
+    assert str(known_hosts) in result.reason  # tells the operator which file to fix
+    assert not ran.exists()
+    assert known_hosts.read_bytes() == pinned
+
+
+async def test_policy_off_connects_and_warns(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    known_hosts = tmp_path / "known_hosts"
+    settings = make_settings(sshd, known_hosts, api.url, f"touch {marker}", policy="off")
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="t")
+    assert result.succeeded, result
+    assert ran(marker)
+    assert not known_hosts.exists()  # nothing pinned when not checking
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "bot.core.ssh"]
+    assert any("Host key checking is OFF" in line and str(sshd.port) in line for line in warnings), warnings
+
+
+def write_passphrase_key(path: Path) -> Path:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("missing", "cannot read SSH key"),
+        ("directory", "cannot read SSH key"),
+        ("garbage", "is not a private key"),
+        ("public", "is not a private key"),
+        ("passphrase", "has a passphrase"),
+    ],
+)
+async def test_unusable_key_file_gives_a_clear_reason_and_runs_nothing(
+    sshd: SshServer,
+    pinned: Path,
+    api: HttpServer,
+    marker: Path,
+    tmp_path: Path,
+    kind: str,
+    words: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = tmp_path / "bot_key"
+    if kind == "directory":
+        key.mkdir()
+    elif kind == "garbage":
+        key.write_text("this is not a key\n")
+    elif kind == "public":
+        key.write_text(read(Path(f"{sshd.client_key}.pub")))
+    elif kind == "passphrase":
+        write_passphrase_key(key)
+    settings = make_settings(sshd, pinned, api.url, f"touch {marker}", PORACLE_SSH_KEY_PATH=str(key))
+    async with PoracleService(settings) as service:
+        result = await service.restart(settings.servers[0], requested_by="t")
+    assert result.command is not None
+    assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
+    assert words in result.reason
+    assert str(key) in result.reason
+    assert not ran(marker)
+    if kind == "passphrase":
+        secret = key_secret(key)
+        assert secret not in caplog.text and secret not in repr(result)
+
+
+async def test_a_second_restart_of_the_same_server_is_refused_at_once(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path
+) -> None:
+    settings = make_settings(sshd, pinned, api.url, f"sleep 1; echo x >> {marker}")
+    async with PoracleService(settings) as service:
+        (server,) = service.servers
+        first = asyncio.create_task(service.restart(server, requested_by="first"))
+        await asyncio.sleep(0)  # let it start
+        assert service.is_restarting(server)
+        second = await service.restart(server, requested_by="second")
+        assert not first.done(), "the refusal waited for the running restart"
+        assert second.busy and not second.succeeded
+        assert second.word == "already restarting"
+        assert second.requested_by == "second"
+        assert second.health is None
+        done = await first
+        assert not service.is_restarting(server)
+        # Once the first is over, a new restart is accepted again.
+        third = await service.restart(server, requested_by="third")
+    assert done.succeeded and third.succeeded
+    assert read(marker) == "x\nx\n"  # the refused one ran nothing
+
+
+async def test_restart_all_runs_concurrently(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
+    # Each command prints when its sleep starts and ends (remote clock = local clock: same machine).
+    command = "date +%s.%N; sleep 1; date +%s.%N"
+    settings = make_settings(sshd, pinned, api.url, command, names=("One", "Two", "Three"))
+    async with PoracleService(settings) as service:
+        started = time.monotonic()
+        results = await service.restart_many(service.resolve("ALL"), requested_by="t")
+        elapsed = time.monotonic() - started
+    assert [r.server for r in results] == ["One", "Two", "Three"]
+    assert all(r.succeeded for r in results), results
+    spans = [tuple(map(float, r.command.output.split())) for r in results if r.command]
+    assert len(spans) == 3 and all(len(span) == 2 for span in spans), spans
+    # All three sleeps were running at the same moment: every one started before any one ended.
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
+    # One after another would take 3 s of sleep alone. Each ssh login costs ~0.35 s of CPU on this box
+    # (sshd + root's .bashrc, twice), and three at once on two cores add ~0.9 s, so 2.5 s, not 2 s.
+    assert elapsed < 2.5, f"{elapsed:.2f} s: restarts ran one after another"
+
+
+async def test_after_restart_the_api_still_down_is_offline_after_the_recovery_wait(
+    sshd: SshServer, pinned: Path
+) -> None:
+    dead = f"http://127.0.0.1:{refused_port()}"
+    settings = make_settings(sshd, pinned, dead, "true")
+    async with PoracleService(settings, recovery_wait=1, recovery_poll=0.2) as service:
+        started = time.monotonic()
+        result = await service.restart(settings.servers[0], requested_by="t")
+        elapsed = time.monotonic() - started
+    assert result.succeeded  # the command did succeed: the health answer is reported beside it
+    assert result.command is not None
+    assert result.health is not None
+    assert not result.health.online
+    assert result.health.reason == "connection refused"
+    # It kept trying for about the recovery wait (1 s) after the command, then gave up.
+    waited = elapsed - result.command.duration_s
+    assert 0.7 <= waited < 2.0, waited
+
+
+async def test_after_restart_the_service_coming_back_late_is_online(sshd: SshServer, pinned: Path) -> None:
+    port = refused_port()
+    settings = make_settings(sshd, pinned, f"http://127.0.0.1:{port}", "true")
+
+    async def come_back_later(ready: asyncio.Event, stop: asyncio.Event) -> None:
+        await asyncio.sleep(0.5)
+        async with http_server(port=port):
+            ready.set()
+            await stop.wait()
+
+    ready, stop = asyncio.Event(), asyncio.Event()
+    async with PoracleService(settings, recovery_wait=10, recovery_poll=0.2) as service:
+        async with asyncio.TaskGroup() as tasks:
+            server_task = tasks.create_task(come_back_later(ready, stop))
+            result = await service.restart(settings.servers[0], requested_by="t")
+            stop.set()
+        del server_task
+    assert ready.is_set()
+    assert result.health is not None and result.health.online and result.health.status == 200
+
+
+async def test_unknown_server_names_the_known_ones(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
+    settings = make_settings(sshd, pinned, api.url, "true", names=("Alpha", "Beta"))
+    async with PoracleService(settings) as service:
+        with pytest.raises(LookupError) as caught:
+            service.resolve("gamma")
+        assert [s.name for s in service.resolve("beta")] == ["Beta"]
+        assert [s.name for s in service.resolve(" All ")] == ["Alpha", "Beta"]
+    assert "Alpha" in str(caught.value) and "Beta" in str(caught.value) and "all" in str(caught.value)
+
+
+async def test_a_key_that_cannot_be_pinned_is_refused_and_says_why(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the known_hosts directory should be")  # fails for root too
+    settings = make_settings(sshd, blocker / "known_hosts", api.url, f"touch {marker}", policy="accept-new")
+    result = await SshRunner(settings).run(settings.servers[0], f"touch {marker}", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "cannot pin the host key" in result.reason and "PORACLE_SSH_KNOWN_HOSTS" in result.reason
+    assert not ran(marker)
+
+
+async def test_a_key_restricted_without_pty_gets_a_reason_that_names_the_fix(
+    sshd_factory: SshdFactory, tmp_path: Path, api: HttpServer, marker: Path
+) -> None:
+    server = sshd_factory()
+    authorized = server.base_dir / "authorized_keys"
+    key = authorized.read_text().strip().splitlines()[-1]
+    authorized.write_text(f'restrict,command="touch {marker}" {key}\n')
+    settings = make_settings(server, server.write_known_hosts(tmp_path / "known_hosts"), api.url, "true")
+    result = await SshRunner(settings).run(settings.servers[0], "true", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "refused a terminal" in result.reason and "restrict,pty" in result.reason
+    assert not ran(marker)

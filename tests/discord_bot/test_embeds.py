@@ -1,0 +1,123 @@
+"""Embeds are pure functions: check the words, colours and Discord's size limits directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import discord
+import pytest
+
+from bot.core.health import HealthResult
+from bot.core.monitor import Outage, Recovery
+from bot.core.service import RestartResult
+from bot.core.ssh import CommandOutcome, CommandResult
+from bot.discord_bot.embeds import (
+    EMBED_LIMIT,
+    GREEN,
+    ORANGE,
+    RED,
+    code_block,
+    duration,
+    outage_embed,
+    recovery_embed,
+    restart_result_embed,
+    status_embeds,
+)
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def up(name: str) -> HealthResult:
+    return HealthResult(name, True, NOW, status=200, latency_ms=12.3)
+
+
+def down(name: str) -> HealthResult:
+    return HealthResult(name, False, NOW, reason="connection refused")
+
+
+def never(_: str) -> None:
+    return None
+
+
+def test_status_shows_words_status_latency_and_reason() -> None:
+    (embed,) = status_embeds([up("Main"), down("Backup")], never)
+    fields = {field.name: field.value for field in embed.fields}
+    assert "online" in fields["Main"] and "HTTP 200" in fields["Main"] and "12 ms" in fields["Main"]
+    assert "offline" in fields["Backup"] and "connection refused" in fields["Backup"]
+    assert "down since" in fields["Backup"]
+    assert embed.timestamp == NOW
+
+
+@pytest.mark.parametrize(
+    ("results", "colour"),
+    [([up("a"), up("b")], GREEN), ([up("a"), down("b")], ORANGE), ([down("a"), down("b")], RED)],
+)
+def test_status_colour_tells_the_whole_picture(results: list[HealthResult], colour: discord.Colour) -> None:
+    assert status_embeds(results, never)[0].colour == colour
+
+
+def test_down_since_comes_from_the_monitor() -> None:
+    since = NOW - timedelta(hours=2)
+    (embed,) = status_embeds([down("Main")], lambda name: since if name == "Main" else None)
+    assert f"<t:{int(since.timestamp())}:R>" in embed.fields[0].value
+
+
+@pytest.mark.parametrize("count", [25, 26, 200])
+def test_many_servers_stay_within_discord_limits(count: int) -> None:
+    results = [down(f"server-with-a-long-name-{i:03}") for i in range(count)]
+    embeds = status_embeds(results, never)
+    shown = "".join(str(e.description or "") + "".join(str(f.value) for f in e.fields) for e in embeds)
+    for i in range(count):
+        assert f"server-with-a-long-name-{i:03}" in shown or any(
+            f.name == f"server-with-a-long-name-{i:03}" for e in embeds for f in e.fields
+        )
+    for embed in embeds:
+        assert len(embed) <= EMBED_LIMIT
+        assert len(embed.fields) <= 25
+        assert len(embed.description or "") <= 4096
+
+
+def test_code_block_cannot_be_escaped_and_is_bounded() -> None:
+    block = code_block("x" * 5000 + "```@everyone", 300)
+    assert len(block) <= 300
+    assert block.startswith("```\n") and block.endswith("\n```")
+    assert block.count("```") == 2
+
+
+def restart(name: str, outcome: CommandOutcome, output: str = "", code: int | None = None) -> RestartResult:
+    command = CommandResult(outcome, f"exit code {code}" if code is not None else "why", code, output, 1.5)
+    return RestartResult(name, "alice (1)", command, up(name))
+
+
+def test_restart_result_words() -> None:
+    assert restart_result_embed([restart("Main", CommandOutcome.SUCCEEDED, code=0)]).title == "Main: restarted"
+    assert restart_result_embed([restart("Main", CommandOutcome.TIMED_OUT)]).title == "Main: timed out"
+    failed = restart_result_embed([restart("Main", CommandOutcome.FAILED, "boom", code=3)])
+    assert failed.title == "Main: failed"
+    assert "exit code 3" in str(failed.fields[0].value) and "boom" in str(failed.fields[0].value)
+    assert "Answers its health check again: **yes**" in str(failed.fields[0].value)
+    busy = restart_result_embed([RestartResult("Main", "bob (2)", None)])
+    assert busy.title == "Main: already restarting"
+
+
+def test_restart_all_with_long_outputs_fits_one_embed() -> None:
+    results = [restart(f"s{i}", CommandOutcome.FAILED, "y" * 900, code=1) for i in range(30)]
+    embed = restart_result_embed(results)
+    assert len(embed) <= EMBED_LIMIT
+    assert len(embed.fields) == 25 and "5 more" in str(embed.footer.text)
+
+
+def test_outage_and_recovery_embeds() -> None:
+    outage = outage_embed(Outage("Main", "no answer within 5 s", NOW))
+    assert "offline" in str(outage.title) and outage.colour == RED
+    assert outage.fields[0].value == "no answer within 5 s"
+    recovery = recovery_embed(Recovery("Main", NOW, NOW + timedelta(minutes=90)))
+    assert "online" in str(recovery.title) and recovery.colour == GREEN
+    assert recovery.fields[0].value == "1 h 30 min"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0, "0 s"), (59, "59 s"), (61, "1 min 1 s"), (3600, "1 h"), (90061, "1 d 1 h 1 min")]
+)
+def test_duration(seconds: int, text: str) -> None:
+    assert duration(timedelta(seconds=seconds)) == text

@@ -1,0 +1,83 @@
+"""Running the real PoracleBot against the Discord double, with servers that are real local processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from bot.config import load_settings
+from bot.core.store import Store
+from bot.discord_bot.client import PoracleBot
+from tests.support.discord_double import DiscordDouble
+from tests.support.local_http import HttpServer
+from tests.support.sshd import SshServer
+
+
+def discord_env(discord: DiscordDouble, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The bot's Discord settings for the double's seeded guild; the monitor runs once and then rests."""
+    return {
+        "DISCORD_TOKEN": discord.token,
+        "DISCORD_GUILD_ID": str(discord.guild_id),
+        "DISCORD_ADMIN_ROLE_IDS": str(discord.admin_role_id),
+        "DISCORD_ALERT_CHANNEL_ID": str(discord.channel_id),
+        "PORACLE_DATA_DIR": str(data_dir),
+        "PORACLE_HEALTH_TIMEOUT": "1",
+        "PORACLE_HEALTH_INTERVAL": "3600",
+        **extra,
+    }
+
+
+def ssh_env(sshd: SshServer, known_hosts: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
+        "PORACLE_SSH_KNOWN_HOSTS": str(sshd.write_known_hosts(known_hosts)),
+        "PORACLE_SSH_HOST_KEY_POLICY": "strict",
+        "PORACLE_SSH_CONNECT_TIMEOUT": "5",
+        **extra,
+    }
+
+
+def server_env(
+    number: int, name: str, api: str, sshd: SshServer | None = None, command: str = "true"
+) -> dict[str, str]:
+    env = {
+        f"PORACLE_SERVER_{number}_NAME": name,
+        f"PORACLE_SERVER_{number}_HOST": "127.0.0.1",
+        f"PORACLE_SERVER_{number}_API": api,
+        f"PORACLE_SERVER_{number}_RESTART_CMD": command,
+    }
+    if sshd is not None:
+        env[f"PORACLE_SERVER_{number}_SSH_PORT"] = str(sshd.port)
+        env[f"PORACLE_SERVER_{number}_SSH_USER"] = sshd.user
+    return env
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    discord: DiscordDouble, env: Mapping[str, str], *, confirm_timeout: float = 60.0, pager_timeout: float = 60.0
+) -> AsyncIterator[PoracleBot]:
+    """The production bot, connected to the double, for the duration of the block."""
+    settings = load_settings(env)
+    store = Store.open(settings.data_dir)
+    try:
+        bot = PoracleBot(settings, store, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
+        async with discord.connected(bot):
+            yield bot
+    finally:
+        store.close()
+
+
+FIRST_ROUND = 10.0  # the monitor's first round waits for on_ready (2 s after connecting): a wide margin
+
+
+async def monitor_rounds(counter: HttpServer, count: int, timeout: float = FIRST_ROUND) -> None:
+    """Wait until the monitor has started `count` more rounds: `counter` is a configured server that
+    always answers, so each round asks it once."""
+    target = len(counter.requests) + count
+    deadline = time.monotonic() + timeout
+    while len(counter.requests) < target:
+        assert time.monotonic() < deadline, f"only {len(counter.requests)} of {target} rounds in {timeout} s"
+        await asyncio.sleep(0.02)
