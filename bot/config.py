@@ -10,7 +10,7 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +44,12 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class UnknownServer(LookupError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"no server called {name!r}; known: {', '.join(known)} or {ALL}")
+        self.name = name
 
 
 class HostKeyPolicy(StrEnum):
@@ -149,6 +155,15 @@ class Settings(BaseModel):
         """The server called `name`, ignoring case."""
         wanted = name.strip().casefold()
         return next((s for s in self.servers if s.name.casefold() == wanted), None)
+
+    def select(self, target: str) -> list[ServerConfig]:
+        """`all`, or the one server of that name (any case); UnknownServer names the known ones."""
+        if target.strip().casefold() == ALL:
+            return list(self.servers)
+        server = self.server(target)
+        if server is None:
+            raise UnknownServer(target, (s.name for s in self.servers))
+        return [server]
 
     def variables(self) -> list[tuple[str, str]]:
         """The effective configuration as (variable, value) pairs, secrets masked."""

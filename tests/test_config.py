@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bot.config import ConfigError, HostKeyPolicy, Settings, likely_typos, load_settings, read_environment
+from tests.support.cli import cli
+from tests.support.local_http import HttpServer
 
-ROOT = Path(__file__).resolve().parent.parent
 ONE_SERVER = {"PORACLE_SERVER_1_HOST": "192.0.2.10", "PORACLE_SERVER_1_API": "http://192.0.2.10:3030"}
 
 
@@ -378,39 +374,8 @@ def test_variables_mask_the_token_and_show_defaults() -> None:
 # ------------------------------------------------------------------------------------- through the CLI
 
 
-def cli_env() -> dict[str, str]:
-    """The test process's environment without any configuration of its own, and with `bot` importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORACLE_", "DISCORD_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-@pytest.fixture
-async def counting_server() -> AsyncIterator[tuple[str, list[str]]]:
-    """A local HTTP server that records every request it gets."""
-    seen: list[str] = []
-
-    async def handler(request: web.Request) -> web.Response:
-        seen.append(request.path)
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
-
-
-async def test_cli_bad_config_exits_2_and_touches_nothing(
-    tmp_path: Path, counting_server: tuple[str, list[str]]
-) -> None:
-    url, seen = counting_server
+async def test_cli_bad_config_exits_2_and_touches_nothing(tmp_path: Path, api: HttpServer) -> None:
+    url, seen = api.url, api.requests
     (tmp_path / ".env").write_text(
         f"PORACLE_SERVER_1_HOST=127.0.0.1\nPORACLE_SERVER_1_API={url}\nPORACLE_SERVER_2_HOST=127.0.0.1\n"
         "PORACLE_SSH_TIMEOUT=later\n"
@@ -419,20 +384,14 @@ async def test_cli_bad_config_exits_2_and_touches_nothing(
     for bad in (True, False):
         if not bad:
             (tmp_path / ".env").write_text(f"PORACLE_SERVER_1_HOST=127.0.0.1\nPORACLE_SERVER_1_API={url}\n")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "check",
-            cwd=tmp_path, env=cli_env(), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await asyncio.wait_for(process.communicate(), 30)
+        run = await cli(tmp_path, "check")
         if bad:
-            assert process.returncode == 2, (out, err)
-            assert b"PORACLE_SERVER_2_API" in err
-            assert b"PORACLE_SSH_TIMEOUT" in err
-            assert b"Traceback" not in out + err
+            assert run.code == 2, run
+            assert "PORACLE_SERVER_2_API" in run.err
+            assert "PORACLE_SSH_TIMEOUT" in run.err
             assert seen == []
         else:
-            assert process.returncode == 0, (out, err)
+            assert run.code == 0, run
             assert seen == ["/health"]
 
 

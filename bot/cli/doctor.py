@@ -17,9 +17,8 @@ from pathlib import Path
 
 from bot.cli.trust import HostKeyCheck, PinState, check_host_key
 from bot.config import ConfigError, HostKeyPolicy, ServerConfig, Settings, load_settings
-from bot.core.health import HealthResult
+from bot.core.health import HealthChecker, HealthResult
 from bot.core.hostkeys import KnownHosts, fingerprint
-from bot.core.service import PoracleService
 from bot.core.ssh import ConnectionProblem, SshRunner, read_client_key
 
 KEY_FIX = "mount a dedicated private key without a passphrase at /app/ssh_key (Docker), or set PORACLE_SSH_KEY_PATH"
@@ -71,9 +70,10 @@ async def diagnose(settings: Settings) -> list[Finding]:
     key_findings = {path: _key(path) for path in dict.fromkeys(server.ssh_key_path for server in settings.servers)}
     findings += key_findings.values()
     findings += [_data_dir(settings), _known_hosts(settings)]
-    async with PoracleService(settings) as service:
+    runner = SshRunner(settings)
+    async with HealthChecker(settings.health_timeout) as checker:
         per_server = await asyncio.gather(
-            *(_server(settings, service, server, key_findings[server.ssh_key_path]) for server in settings.servers)
+            *(_server(settings, checker, runner, s, key_findings[s.ssh_key_path]) for s in settings.servers)
         )
     return findings + [finding for server_findings in per_server for finding in server_findings]
 
@@ -146,8 +146,10 @@ def _known_hosts(settings: Settings) -> Finding:
     return Finding(Level.OK, "Host keys", f"{path} is usable (policy {policy})")
 
 
-async def _server(settings: Settings, service: PoracleService, server: ServerConfig, key: Finding) -> list[Finding]:
-    api, ssh = await asyncio.gather(service.health.check(server), _ssh(settings, service.ssh, server, key))
+async def _server(
+    settings: Settings, checker: HealthChecker, runner: SshRunner, server: ServerConfig, key: Finding
+) -> list[Finding]:
+    api, ssh = await asyncio.gather(checker.check(server), _ssh(settings, runner, server, key))
     return [_api(server, api), *ssh]
 
 

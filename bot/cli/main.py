@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.cli.doctor import run_doctor
-from bot.cli.trust import trust_servers
-from bot.config import ALL, ConfigError, Settings, likely_typos, load_settings, read_environment
+from bot.config import ALL, ConfigError, Settings, UnknownServer, likely_typos, load_settings, read_environment
 from bot.core import heartbeat
-from bot.core.health import HealthResult
-from bot.core.service import PoracleService, RestartResult, UnknownServer
+
+# Each command imports what it needs when it runs: `config` and Docker's minutely `healthcheck` need neither
+# aiohttp nor asyncssh (0.7 s of imports), and `run` alone needs discord.py.
+if TYPE_CHECKING:
+    from bot.core.health import HealthResult
+    from bot.core.service import RestartResult
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +66,10 @@ def describe_restart(result: RestartResult) -> str:
 
 
 async def _check(settings: Settings) -> int:
-    async with PoracleService(settings) as service:
-        results = await service.check_all()
+    from bot.core.health import HealthChecker
+
+    async with HealthChecker(settings.health_timeout) as checker:
+        results = await checker.check_all(settings.servers)
     print(format_table([["SERVER", "STATUS", "HTTP", "LATENCY", "REASON"], *map(health_row, results)]))
     return 0 if all(result.online for result in results) else 1
 
@@ -77,14 +83,24 @@ def _confirm(question: str) -> bool:
 
 
 async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
-    async with PoracleService(settings) as service:
-        servers = service.resolve(target)
-        for server in servers:
-            print(f"{server.name}: ssh {server.ssh_target} -- {server.restart_cmd}")
-        if not assume_yes and not _confirm(f"Restart {len(servers)} server(s)?"):
-            print("Cancelled: nothing was run.")
-            return 1
-        results = await service.restart_many(servers, requested_by="command line")
+    from bot.core.service import PoracleService, Requester
+    from bot.core.store import Origin, Store, StoreError
+
+    servers = settings.select(target)
+    for server in servers:
+        print(f"{server.name}: ssh {server.ssh_target} -- {server.restart_cmd}")
+    if not assume_yes and not _confirm(f"Restart {len(servers)} server(s)?"):
+        print("Cancelled: nothing was run.")
+        return 1
+    try:  # the audit: /poracle history shows restarts made here too
+        store = Store.open(settings.data_dir)
+    except StoreError as exc:
+        raise ConfigError([str(exc)]) from None
+    try:
+        async with PoracleService(settings, store) as service:
+            results = await service.restart_many(servers, Requester(Origin.CLI, getpass.getuser()))
+    finally:
+        store.close()
     print("\n".join(describe_restart(result) for result in results))
     return 0 if all(result.succeeded for result in results) else 1
 
@@ -95,8 +111,9 @@ def _config(settings: Settings) -> int:
 
 
 async def _trust(settings: Settings, target: str, assume_yes: bool) -> int:
-    servers = PoracleService(settings).resolve(target)
-    return await trust_servers(settings, servers, assume_yes=assume_yes, confirm=_confirm)
+    from bot.cli.trust import trust_servers
+
+    return await trust_servers(settings, settings.select(target), assume_yes=assume_yes, confirm=_confirm)
 
 
 def heartbeat_max_age(settings: Settings) -> timedelta:
@@ -125,7 +142,7 @@ def _healthcheck(settings: Settings) -> int:
 
 def _run(settings: Settings) -> int:
     settings.require_discord()
-    from bot.discord_bot.client import run_bot  # discord.py is only imported by the command that needs it
+    from bot.discord_bot.client import run_bot
 
     run_bot(settings)
     return 0
@@ -163,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in likely_typos(env):
             log.warning("%s", warning)
         if args.command == "doctor":  # doctor reports a bad configuration in its own checklist
+            from bot.cli.doctor import run_doctor
+
             return asyncio.run(run_doctor(env))
         settings = load_settings(env)
         handlers: dict[str, Callable[[], int]] = {

@@ -8,11 +8,12 @@ import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiohttp
 
 from bot.config import ServerConfig
+from bot.core.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,9 @@ def _reason(exc: BaseException, timeout: float) -> str:
 class HealthChecker:
     """Checks servers over one shared aiohttp session. Use as an async context manager."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self.timeout = timeout
+        self.clock = clock
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HealthChecker:
@@ -72,7 +74,7 @@ class HealthChecker:
     async def check(self, server: ServerConfig) -> HealthResult:
         if self._session is None:
             raise RuntimeError("HealthChecker used outside 'async with'")
-        checked_at = datetime.now(UTC)
+        checked_at = self.clock.now()
         started = time.perf_counter()
         try:
             # Redirects are answers too: following them could only turn "online" into a false "offline".

@@ -16,6 +16,8 @@ from bot.core.health import HealthResult
 
 
 class State(StrEnum):
+    """What the monitor has declared a server to be (the thresholds passed), not what one check found."""
+
     UNKNOWN = "unknown"  # not checked yet since start-up
     UP = "online"
     DOWN = "offline"
@@ -23,6 +25,8 @@ class State(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Outage:
+    """Declared offline: PORACLE_DOWN_AFTER failed checks in a row."""
+
     server: str
     reason: str
     since: datetime  # the first failed check of the streak, not when the threshold was reached

@@ -1,19 +1,22 @@
 """The one place that does the real work: health checks and restarts. Every front end calls this.
 
-It knows nothing of Discord or terminals; it returns small typed results and logs what an operator cares about.
+It knows nothing of Discord or terminals; it returns small typed results, logs what an operator cares about
+and writes every restart into the audit, whoever asked for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from bot.config import ALL, ServerConfig, Settings
+from bot.config import ServerConfig, Settings
+from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.health import HealthChecker, HealthResult
 from bot.core.ssh import CommandOutcome, CommandResult, SshRunner
+from bot.core.store import Origin, RestartRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +25,15 @@ RECOVERY_WAIT = 60.0
 RECOVERY_POLL = 2.0
 
 
-class UnknownServer(LookupError):
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        super().__init__(f"no server called {name!r}; known: {', '.join(known)} or {ALL}")
-        self.name = name
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked for a restart, and from where: what the log and the audit name."""
+
+    origin: Origin
+    name: str  # "alice (123456789012345678)" in Discord, the local user on the command line
+
+    def __str__(self) -> str:
+        return f"{self.name} (command line)" if self.origin is Origin.CLI else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,7 @@ class RestartResult:
     """One restart as the admin who asked for it should see it."""
 
     server: str
-    requested_by: str
+    requested_by: Requester
     command: CommandResult | None  # None: refused, a restart of this server was already running
     health: HealthResult | None = None  # the health check after the restart
 
@@ -58,15 +66,37 @@ class RestartResult:
     def reason(self) -> str:
         return "a restart of this server is already running" if self.command is None else self.command.reason
 
+    def record(self, at: datetime) -> RestartRecord:
+        """The audit row of this restart, started `at`."""
+        return RestartRecord(
+            self.server,
+            at,
+            self.requested_by.origin,
+            self.requested_by.name,
+            self.word,
+            self.reason,
+            self.command.duration_s if self.command else None,
+            self.command.exit_code if self.command else None,
+            None if self.health is None else self.health.online,
+        )
+
 
 class PoracleService:
-    """Health checks and restarts for the configured servers. Use as an async context manager."""
+    """Health checks and audited restarts of the configured servers. Use as an async context manager."""
 
     def __init__(
-        self, settings: Settings, *, recovery_wait: float = RECOVERY_WAIT, recovery_poll: float = RECOVERY_POLL
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        recovery_wait: float = RECOVERY_WAIT,
+        recovery_poll: float = RECOVERY_POLL,
     ) -> None:
         self.settings = settings
-        self.health = HealthChecker(settings.health_timeout)
+        self.store = store
+        self.clock = clock
+        self.health = HealthChecker(settings.health_timeout, clock)
         self.ssh = SshRunner(settings)
         self.recovery_wait = recovery_wait
         self.recovery_poll = recovery_poll
@@ -83,27 +113,19 @@ class PoracleService:
     def servers(self) -> tuple[ServerConfig, ...]:
         return self.settings.servers
 
-    def resolve(self, target: str) -> list[ServerConfig]:
-        """`all`, or the one server of that name (any case)."""
-        if target.strip().casefold() == ALL:
-            return list(self.servers)
-        server = self.settings.server(target)
-        if server is None:
-            raise UnknownServer(target, (s.name for s in self.servers))
-        return [server]
-
     def is_restarting(self, server: ServerConfig) -> bool:
         return server.name in self._restarting
 
     async def check_all(self) -> list[HealthResult]:
         return await self.health.check_all(self.servers)
 
-    async def restart(self, server: ServerConfig, requested_by: str) -> RestartResult:
-        """Restart one server; refused at once (not queued) while another restart of it runs."""
+    async def restart(self, server: ServerConfig, requested_by: Requester) -> RestartResult:
+        """Restart one server and audit it; refused at once (not queued) while another restart of it runs."""
         if server.name in self._restarting:
             log.warning("Restart of %s by %s refused: already restarting", server.name, requested_by)
             return RestartResult(server.name, requested_by, None)
         self._restarting.add(server.name)
+        started = self.clock.now()
         try:
             log.info("Restart of %s requested by %s (%s)", server.name, requested_by, server.ssh_target)
             command = await self.ssh.run(server, server.restart_cmd, self.settings.ssh_timeout)
@@ -111,6 +133,7 @@ class PoracleService:
         finally:
             self._restarting.discard(server.name)
         result = RestartResult(server.name, requested_by, command, health)
+        await self._audit(result, started)
         log.log(
             logging.INFO if result.succeeded else logging.WARNING,
             "Restart of %s by %s: %s (%s) in %.1f s; health check: %s",
@@ -123,14 +146,20 @@ class PoracleService:
         )
         return result
 
-    async def restart_many(self, servers: Iterable[ServerConfig], requested_by: str) -> list[RestartResult]:
+    async def _audit(self, result: RestartResult, started: datetime) -> None:
+        try:
+            await asyncio.to_thread(self.store.record_restarts, [result.record(started)])
+        except Exception:  # the restart happened whatever the disk says; the log keeps the record then
+            log.exception("Could not write the restart of %s by %s into the audit", result.server, result.requested_by)
+
+    async def restart_many(self, servers: Iterable[ServerConfig], requested_by: Requester) -> list[RestartResult]:
         """Restart several servers at the same time (worst case one budget, not one per server)."""
         return list(await asyncio.gather(*(self.restart(server, requested_by) for server in servers)))
 
     async def _wait_until_online(self, server: ServerConfig) -> HealthResult:
-        deadline = time.monotonic() + self.recovery_wait
+        deadline = self.clock.monotonic() + self.recovery_wait
         while True:
             result = await self.health.check(server)
-            if result.online or time.monotonic() + self.recovery_poll > deadline:
+            if result.online or self.clock.monotonic() + self.recovery_poll > deadline:
                 return result
-            await asyncio.sleep(self.recovery_poll)
+            await self.clock.sleep(self.recovery_poll)

@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 
 
 class CommandOutcome(StrEnum):
+    """The four ways a remote command ends, kept apart: each asks the admin for something else."""
+
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed out"
-    CONNECTION_ERROR = "connection error"
+    FAILED = "failed"  # it ran and said no (an exit code, a signal)
+    TIMED_OUT = "timed out"  # stopped by the bot after PORACLE_SSH_TIMEOUT
+    CONNECTION_ERROR = "connection error"  # nothing ran
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,73 +9,41 @@ loop never waits on the disk.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 
 from bot.core.health import HealthResult
 from bot.core.monitor import Event, Outage, Recovery, Reminder, ServerWatch, State
-from bot.core.service import RestartResult
+from bot.core.rollups import DAY_HOURS, WEEK_HOURS, Rollup, Sums, bucket, median, plus_histogram, ratio
 
 FILE_NAME = "poracle.db"
 SAMPLE_RETENTION = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
-DAY_HOURS, WEEK_HOURS = 24, 24 * 7  # the windows of the uptime figures
 _NO_HOUR = 2**62  # after every hour
-# Latency histograms use 4 buckets per doubling (each about 19 % wide): a median within 9 % (half a bucket)
-# from hourly rows, instead of reading a million raw samples for every /poracle status.
-_BUCKETS_PER_DOUBLING = 4
+BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's (a CLI restart's audit, say)
 
-_MIGRATIONS: Sequence[str] = (
-    """
-    CREATE TABLE servers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-    CREATE TABLE watches (
-        server_id INTEGER PRIMARY KEY REFERENCES servers(id),
-        state TEXT NOT NULL, failures INTEGER NOT NULL, successes INTEGER NOT NULL,
-        first_failure REAL, down_since REAL, last_alert REAL
-    );
-    -- status: the HTTP status when the server answered, NULL when it did not.
-    CREATE TABLE samples (
-        server_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, status INTEGER, latency_ms INTEGER,
-        PRIMARY KEY (server_id, at_ms)
-    ) WITHOUT ROWID;
-    CREATE TABLE hourly (
-        server_id INTEGER NOT NULL, hour INTEGER NOT NULL, checks INTEGER NOT NULL, online INTEGER NOT NULL,
-        latency_hist TEXT NOT NULL, PRIMARY KEY (server_id, hour)
-    ) WITHOUT ROWID;
-    -- The alert outbox: delivery is pending until the post succeeded, or muted/off when nobody is told.
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY, round INTEGER NOT NULL, kind TEXT NOT NULL,
-        server_id INTEGER NOT NULL REFERENCES servers(id),
-        reason TEXT, since REAL NOT NULL, at REAL NOT NULL, delivery TEXT NOT NULL DEFAULT 'pending'
-    );
-    CREATE INDEX events_pending ON events(id) WHERE delivery = 'pending';
-    CREATE INDEX events_server ON events(server_id, at);
-    CREATE TABLE restarts (
-        id INTEGER PRIMARY KEY, server_id INTEGER NOT NULL REFERENCES servers(id), at REAL NOT NULL,
-        requested_by TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, exit_code INTEGER,
-        duration_s REAL, healthy_after INTEGER
-    );
-    CREATE INDEX restarts_server ON restarts(server_id, at);
-    CREATE TABLE mutes (server_id INTEGER PRIMARY KEY REFERENCES servers(id), until REAL NOT NULL, by TEXT NOT NULL);
-    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    # 2: latency histograms as rows, summed by SQLite: a JSON text per server and hour made /poracle status
-    # parse and merge 4,800 of them (200 servers, 24 h) in Python for each status (bench/store_week.py).
-    """
-    CREATE TABLE latency (
-        server_id INTEGER NOT NULL, hour INTEGER NOT NULL, bucket INTEGER NOT NULL, answers INTEGER NOT NULL,
-        PRIMARY KEY (server_id, hour, bucket)
-    ) WITHOUT ROWID;
-    INSERT INTO latency SELECT server_id, hour, CAST(key AS INTEGER), value FROM hourly, json_each(latency_hist);
-    ALTER TABLE hourly DROP COLUMN latency_hist;
-    """,
-)
+
+def _migrations() -> list[str]:
+    """The schema's history, oldest first: migrations/NNNN_*.sql; the schema version is how many ran."""
+    folder = resources.files("bot.core") / "migrations"
+    scripts = sorted((entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql"))
+    assert [int(name[:4]) for name, _ in scripts] == list(range(1, len(scripts) + 1)), "migrations numbered 1, 2, ..."
+    return [text for _, text in scripts]
+
+
+class Origin(StrEnum):
+    """Where a restart was asked for."""
+
+    DISCORD = "discord"
+    CLI = "cli"
+    AUTOMATIC = "automatic"
 
 
 class StoreError(Exception):
@@ -97,9 +65,12 @@ class StoredEvent:
 
 @dataclass(frozen=True, slots=True)
 class RestartRecord:
+    """One row of the restart audit."""
+
     server: str
     at: datetime
-    requested_by: str
+    origin: Origin
+    requested_by: str  # the Discord user, or the local user of the command line
     outcome: str  # the word shown: restarted, failed, timed out
     reason: str
     duration_s: float | None
@@ -138,22 +109,6 @@ def _dt(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _bucket(latency_ms: float) -> int:
-    return round(_BUCKETS_PER_DOUBLING * math.log2(max(latency_ms, 1.0)))
-
-
-def _median(histogram: Mapping[int, int]) -> float | None:
-    total = sum(histogram.values())
-    if total == 0:
-        return None
-    seen = 0
-    for bucket in sorted(histogram):
-        seen += histogram[bucket]
-        if seen * 2 >= total:
-            return float(2 ** (bucket / _BUCKETS_PER_DOUBLING))
-    raise AssertionError("unreachable: the counts add up to total")
-
-
 class Store:
     """The bot's SQLite database in PORACLE_DATA_DIR."""
 
@@ -166,15 +121,15 @@ class Store:
         # The sums of the hours before the current one, kept up to date by each round: /poracle status then
         # only reads the current hour's rows (when the hour changes, a round reads the hours entering and
         # leaving the windows; only the first round after start-up sums the whole week).
-        self._settled: _Rollup | None = None
+        self._settled: Rollup | None = None
 
     @classmethod
-    def open(cls, data_dir: Path) -> Store:
+    def open(cls, data_dir: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> Store:
         """Open (creating or migrating) the database; StoreError names PORACLE_DATA_DIR and the fix."""
         path = data_dir / FILE_NAME
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=busy_timeout)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"PORACLE_DATA_DIR: cannot use {data_dir}: {exc}; make it a writable directory") from None
         try:
@@ -203,12 +158,13 @@ class Store:
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
+        migrations = _migrations()
         version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(_MIGRATIONS):
-            raise _NewerSchema(f"schema {version}; this version knows up to {len(_MIGRATIONS)}")
-        for number, script in enumerate(_MIGRATIONS[version:], version + 1):
+        if version > len(migrations):
+            raise _NewerSchema(f"schema {version}; this version knows up to {len(migrations)}")
+        for number, script in enumerate(migrations[version:], version + 1):
             # executescript commits first; BEGIN makes the migration and its version number one transaction.
-            connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+            connection.executescript(f"BEGIN;\n{script}\n;PRAGMA user_version = {number}; COMMIT;")
 
     def close(self) -> None:
         with self._lock:
@@ -289,7 +245,7 @@ class Store:
             samples.append((server_id, int(at * 1000), result.status, ms))
             hourly.append((server_id, hour, int(result.online)))
             if result.online and ms is not None:
-                latency.append((server_id, hour, _bucket(ms)))
+                latency.append((server_id, hour, bucket(ms)))
         if self._settled is not None:  # a round recorded late, into an hour already summed
             self._settled.add(hourly, latency)
         self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", samples)
@@ -337,24 +293,25 @@ class Store:
 
     # -- restarts
 
-    def record_restarts(self, results: Iterable[RestartResult], at: datetime) -> None:
-        """The audit: who restarted what, when, and how it went."""
+    def record_restarts(self, records: Iterable[RestartRecord]) -> None:
+        """The audit: who restarted what, from where, when, and how it went."""
         with self._transaction():
             self._db.executemany(
-                "INSERT INTO restarts(server_id, at, requested_by, outcome, reason, exit_code, duration_s, "
-                "healthy_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO restarts(server_id, at, origin, requested_by, outcome, reason, exit_code, duration_s, "
+                "healthy_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        self._server_id(result.server),
-                        _ts(at),
-                        result.requested_by,
-                        result.word,
-                        result.reason,
-                        result.command.exit_code if result.command else None,
-                        result.command.duration_s if result.command else None,
-                        None if result.health is None else result.health.online,
+                        self._server_id(record.server),
+                        _ts(record.at),
+                        record.origin.value,
+                        record.requested_by,
+                        record.outcome,
+                        record.reason,
+                        record.exit_code,
+                        record.duration_s,
+                        None if record.healthy_after is None else int(record.healthy_after),
                     )
-                    for result in results
+                    for record in records
                 ],
             )
 
@@ -400,13 +357,12 @@ class Store:
                 day, week = settled.day.get(server_id, [0, 0]), settled.week.get(server_id, [0, 0])
                 if week[0] + extra[0] == 0:  # every sample of the week has left it
                     continue
-                histogram = dict(settled.latency.get(server_id, {}))
-                for bucket, answers in current_latency.get(server_id, {}).items():
-                    histogram[bucket] = histogram.get(bucket, 0) + answers
+                histograms = {server_id: dict(settled.latency.get(server_id, {}))}
+                plus_histogram(histograms, server_id, current_latency.get(server_id, {}))
                 figures[names[server_id]] = ServerHistory(
-                    _ratio(day[0] + extra[0], day[1] + extra[1]),
-                    _ratio(week[0] + extra[0], week[1] + extra[1]),
-                    _median(histogram),
+                    ratio(day[0] + extra[0], day[1] + extra[1]),
+                    ratio(week[0] + extra[0], week[1] + extra[1]),
+                    median(histograms[server_id]),
                     None,
                 )
         for record in map(_restart_record, restarts):
@@ -415,13 +371,13 @@ class Store:
             )
         return figures
 
-    def _settle(self, hour_now: int) -> _Rollup:
+    def _settle(self, hour_now: int) -> Rollup:
         """The sums of the hours before `hour_now`: moved on from the last ones, or summed afresh."""
         rollup = self._settled
         if rollup is None or not 0 <= hour_now - rollup.hour <= DAY_HOURS:
             week, _ = self._sums(hour_now - WEEK_HOURS + 1, hour_now, latency=False)
             day, latency = self._sums(hour_now - DAY_HOURS + 1, hour_now)
-            rollup = self._settled = _Rollup(hour_now, day, week, latency)
+            rollup = self._settled = Rollup(hour_now, day, week, latency)
         elif hour_now > rollup.hour:
             old = rollup.hour
             entered = self._sums(old, hour_now)
@@ -430,9 +386,7 @@ class Store:
             rollup.move(hour_now, entered, left_day, left_week)
         return rollup
 
-    def _sums(
-        self, first_hour: int, end_hour: int, *, latency: bool = True
-    ) -> tuple[dict[int, list[int]], dict[int, dict[int, int]]]:
+    def _sums(self, first_hour: int, end_hour: int, *, latency: bool = True) -> Sums:
         """Checks and online answers, and the latency histogram, per server id, of the hours in [first, end)."""
         # servers CROSS JOIN: one primary-key range per server, never a scan of the 30 days kept.
         counts = {
@@ -445,12 +399,12 @@ class Store:
         }
         histograms: dict[int, dict[int, int]] = {}
         if latency:
-            for server_id, bucket, answers in self._db.execute(
+            for server_id, key, answers in self._db.execute(
                 "SELECT servers.id, bucket, SUM(answers) FROM servers CROSS JOIN latency "
                 "ON latency.server_id = servers.id AND hour >= ? AND hour < ? GROUP BY servers.id, bucket",
                 (first_hour, end_hour),
             ):
-                histograms.setdefault(server_id, {})[bucket] = answers
+                histograms.setdefault(server_id, {})[key] = answers
         return counts, histograms
 
     # -- mutes
@@ -505,14 +459,15 @@ class Store:
         return deleted
 
 
-_RESTART_COLUMNS = "name, at, requested_by, outcome, reason, duration_s, exit_code, healthy_after"
+_RESTART_COLUMNS = "name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy_after"
 
 
 def _restart_record(row: Sequence[object]) -> RestartRecord:
-    name, at, requested_by, outcome, reason, duration_s, exit_code, healthy = row
+    name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy = row
     return RestartRecord(
         str(name),
         datetime.fromtimestamp(float(at), UTC),  # type: ignore[arg-type]
+        Origin(str(origin)),
         str(requested_by),
         str(outcome),
         str(reason),
@@ -529,57 +484,3 @@ def _event(kind: str, server: str, reason: str | None, since: float, at: float) 
     if kind == "reminder":
         return Reminder(server, reason or "", since_dt, at_dt)
     return Recovery(server, since_dt, at_dt)
-
-
-@dataclass(slots=True)
-class _Rollup:
-    """Sums per server id of the hours before `hour`: over the day and the week, and the day's latencies."""
-
-    hour: int
-    day: dict[int, list[int]]  # [checks, online] of the hours in (hour - 24, hour)
-    week: dict[int, list[int]]  # of the hours in (hour - 168, hour)
-    latency: dict[int, dict[int, int]]  # bucket -> answers, of the hours in (hour - 24, hour)
-
-    def add(self, hourly: Iterable[tuple[int, int, int]], latency: Iterable[tuple[int, int, int]]) -> None:
-        """Rows just written (server id, hour, online / bucket): those of hours in the sums are added."""
-        for server_id, hour, online in hourly:
-            if self.hour - WEEK_HOURS < hour < self.hour:
-                _plus(self.week, server_id, [1, online])
-                if hour > self.hour - DAY_HOURS:
-                    _plus(self.day, server_id, [1, online])
-        for server_id, hour, bucket in latency:
-            if self.hour - DAY_HOURS < hour < self.hour:
-                _plus_histogram(self.latency, server_id, {bucket: 1})
-
-    def move(self, hour: int, entered: _Sums, left_day: _Sums, left_week: _Sums) -> None:
-        """On to `hour`: add the hours now settled, take away those that left the day or the week."""
-        for sums, sign in ((entered, 1), (left_day, -1)):
-            for server_id, pair in sums[0].items():
-                _plus(self.day, server_id, [sign * pair[0], sign * pair[1]])
-            for server_id, histogram in sums[1].items():
-                _plus_histogram(self.latency, server_id, {b: sign * n for b, n in histogram.items()})
-        for sums, sign in ((entered, 1), (left_week, -1)):
-            for server_id, pair in sums[0].items():
-                _plus(self.week, server_id, [sign * pair[0], sign * pair[1]])
-        self.hour = hour
-
-
-_Sums = tuple[dict[int, list[int]], dict[int, dict[int, int]]]
-
-
-def _plus(totals: dict[int, list[int]], server_id: int, pair: list[int]) -> None:
-    total = totals.setdefault(server_id, [0, 0])
-    total[0] += pair[0]
-    total[1] += pair[1]
-
-
-def _plus_histogram(histograms: dict[int, dict[int, int]], server_id: int, counts: Mapping[int, int]) -> None:
-    histogram = histograms.setdefault(server_id, {})
-    for bucket, answers in counts.items():
-        histogram[bucket] = histogram.get(bucket, 0) + answers
-        if histogram[bucket] == 0:
-            del histogram[bucket]
-
-
-def _ratio(checks: int, online: int) -> float | None:
-    return online / checks if checks else None

@@ -1,10 +1,23 @@
-"""Who may use the bot: members holding one of DISCORD_ADMIN_ROLE_IDS, checked on every interaction."""
+"""Who may use the bot (members holding one of DISCORD_ADMIN_ROLE_IDS, checked on every interaction), and
+how the log and the audit name them."""
 
 from __future__ import annotations
 
 import discord
 
+from bot.core.service import Requester
+from bot.core.store import Origin
+
 REFUSAL = "Only Poracle admins can do that."
+
+
+def who(user: discord.abc.User) -> str:
+    """How the log names a Discord user: readable and unambiguous."""
+    return f"{user.name} ({user.id})"
+
+
+def requester(user: discord.abc.User) -> Requester:
+    return Requester(Origin.DISCORD, who(user))
 
 
 def is_admin(interaction: discord.Interaction, admin_role_ids: frozenset[int]) -> bool:

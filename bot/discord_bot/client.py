@@ -1,23 +1,25 @@
-"""The Discord bot: wires the service, the cogs and the command tree together."""
+"""The Discord bot: wires the core (service, watchdog) to the Discord front (commands, buttons, channels)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from datetime import timedelta
+from collections.abc import AsyncIterator
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ConfigError, Settings
-from bot.core.monitor import Monitor
 from bot.core.service import PoracleService
 from bot.core.store import Store, StoreError
-from bot.discord_bot.access import REFUSAL, reply_privately
-from bot.discord_bot.alerts import AlertChannel, Alerts
+from bot.core.watchdog import Watchdog
+from bot.discord_bot.access import REFUSAL, reply_privately, who
+from bot.discord_bot.alerts import AlertChannel
 from bot.discord_bot.commands import PoracleCommands
 from bot.discord_bot.live_status import LiveStatus
-from bot.discord_bot.views import RestartButton, who
+from bot.discord_bot.views import RestartButton
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,7 @@ def _command_name(interaction: discord.Interaction) -> str:
 
 class PoracleBot(commands.Bot):
     def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        *,
-        confirm_timeout: float = CONFIRM_TIMEOUT,
-        pager_timeout: float = PAGER_TIMEOUT,
+        self, service: PoracleService, *, confirm_timeout: float = CONFIRM_TIMEOUT, pager_timeout: float = PAGER_TIMEOUT
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -54,27 +51,35 @@ class PoracleBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=PoracleTree,
         )
-        self.settings = settings
+        self.service = service
+        self.settings = settings = service.settings
+        self.store = service.store
         self.confirm_timeout = confirm_timeout
         self.pager_timeout = pager_timeout
-        self.store = store
-        self.service = PoracleService(settings)
-        # Restored state: a bot restarted during an outage neither repeats its alert nor misses the recovery.
-        self.monitor = Monitor(
-            settings.down_after,
-            settings.up_after,
-            timedelta(minutes=settings.remind_every) if settings.remind_every else None,
-            store.load_watches(),
-        )
         self.alerts = AlertChannel(self, settings.discord_alert_channel_id)
         self.live_status = LiveStatus(self, settings.status_channel_id)
+        self.watchdog = Watchdog(
+            settings, self.store, service.check_all, self.alerts, service.clock, after_round=[self.live_status.update]
+        )
         self.connected = False
 
+    @contextlib.asynccontextmanager
+    async def monitoring(self) -> AsyncIterator[None]:
+        """The service open and the watchdog's rounds running, whether or not Discord is connected."""
+        if not self.alerts.enabled:
+            log.warning("DISCORD_ALERT_CHANNEL_ID is not set: outages are logged but not posted")
+        async with self.service:
+            rounds = asyncio.create_task(self.watchdog.run_forever(), name="poracle-monitor")
+            try:
+                yield
+            finally:
+                rounds.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await rounds
+
     async def setup_hook(self) -> None:
-        await self.service.__aenter__()
         self.add_dynamic_items(RestartButton)
         await self.add_cog(PoracleCommands(self))
-        await self.add_cog(Alerts(self))
         guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
@@ -95,21 +100,23 @@ class PoracleBot(commands.Bot):
         assert self.user is not None
         log.info("Connected to Discord as %s, watching %d server(s)", who(self.user), len(self.settings.servers))
 
-    async def close(self) -> None:
-        await super().close()
-        await self.service.__aexit__(None, None, None)
-
 
 def run_bot(settings: Settings) -> None:
     """Run until stopped. A token Discord refuses is a configuration error, not a traceback."""
     settings.require_discord()
     assert settings.discord_token is not None
+    token = settings.discord_token.get_secret_value()
     try:
         store = Store.open(settings.data_dir)
     except StoreError as exc:
         raise ConfigError([str(exc)]) from None
+
+    async def main() -> None:
+        async with PoracleBot(PoracleService(settings, store)) as bot, bot.monitoring():
+            await bot.start(token)
+
     try:
-        PoracleBot(settings, store).run(settings.discord_token.get_secret_value(), log_handler=None)
+        asyncio.run(main())
     except discord.LoginFailure:
         raise ConfigError(
             ["DISCORD_TOKEN: Discord refused this token; copy it again from the developer portal"]

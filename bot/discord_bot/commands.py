@@ -11,12 +11,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.config import ALL, ServerConfig
-from bot.core.service import UnknownServer
-from bot.discord_bot.access import is_admin, reply_privately
-from bot.discord_bot.embeds import history_embeds, mute_embed
-from bot.discord_bot.live_status import status_with_history
-from bot.discord_bot.views import confirm_restart, show_pages, who
+from bot.config import ALL, ServerConfig, UnknownServer
+from bot.discord_bot.access import is_admin, reply_privately, who
+from bot.discord_bot.embeds import history_embeds, mute_embed, status_embeds
+from bot.discord_bot.views import confirm_restart, show_pages
 
 if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
@@ -39,7 +37,7 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
     async def _servers(self, interaction: discord.Interaction, target: str) -> list[ServerConfig] | None:
         """The servers `target` names (a name or 'all'); None, after telling the admin, if it names none."""
         try:
-            return self.bot.service.resolve(target)
+            return self.bot.settings.select(target)
         except UnknownServer as exc:
             message = str(exc)  # not .capitalize(): it would lower-case the server names
             await reply_privately(interaction, message[:1].upper() + message[1:])
@@ -50,7 +48,7 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
         # Hung servers take up to PORACLE_HEALTH_TIMEOUT; Discord wants an answer within 3 s.
         await interaction.response.defer(thinking=True)
         results = await self.bot.service.check_all()
-        first, *rest = await status_with_history(self.bot, results)
+        first, *rest = status_embeds(await self.bot.watchdog.status(results))
         await interaction.edit_original_response(embed=first)
         for embed in rest:
             await interaction.followup.send(embed=embed)

@@ -6,7 +6,7 @@ Discord's limits shape them: 25 fields, 256-character field names, 1024-characte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import discord
@@ -16,7 +16,8 @@ from bot.config import ServerConfig
 from bot.core.health import HealthResult
 from bot.core.monitor import Event, Outage, Recovery, Reminder
 from bot.core.service import RestartResult
-from bot.core.store import HistoryEntry, RestartRecord, ServerHistory
+from bot.core.store import HistoryEntry, Origin, RestartRecord, ServerHistory
+from bot.core.watchdog import StatusReport
 
 GREEN = discord.Colour.green()
 ORANGE = discord.Colour.orange()
@@ -67,6 +68,8 @@ def _percent(fraction: float) -> str:
 
 def _restart_words(record: RestartRecord) -> str:
     by = discord.utils.escape_markdown(record.requested_by)
+    if record.origin is Origin.CLI:
+        by += " (command line)"
     return f"{format_dt(record.at, 'R')} by {by}: **{record.outcome}**"
 
 
@@ -98,23 +101,18 @@ def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
     return RED if online == 0 else ORANGE
 
 
-def status_embeds(
-    results: Sequence[HealthResult],
-    down_since: Callable[[str], datetime | None],
-    histories: Mapping[str, ServerHistory] | None = None,
-    mutes: Mapping[str, datetime] | None = None,
-) -> list[discord.Embed]:
+def status_embeds(report: StatusReport) -> list[discord.Embed]:
     """One embed with a field per server; over 25 servers, compact lines split over several embeds.
 
-    `histories` (uptime, latency, last restart) and `mutes` (until when) add a line each when known."""
-    histories, mutes = histories or {}, mutes or {}
+    The report's histories (uptime, latency, last restart) and mutes (until when) add a line each when known."""
+    results, histories, mutes = report.results, report.histories, report.mutes
     online = sum(result.online for result in results)
     title = f"PoracleJS servers: {online}/{len(results)} online"
     colour = _status_colour(results)
     checked = min((result.checked_at for result in results), default=None)
 
     def parts(result: HealthResult) -> list[str]:
-        now = _status_line(result, down_since(result.server))
+        now = _status_line(result, report.down_since.get(result.server))
         return [now, *_history_parts(histories.get(result.server), mutes.get(result.server))]
 
     embed = discord.Embed(title=title, colour=colour, timestamp=checked)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Self
 import discord
 
 from bot.config import ServerConfig
-from bot.discord_bot.access import REFUSAL, is_admin, reply_privately
+from bot.discord_bot.access import REFUSAL, is_admin, reply_privately, requester, who
 from bot.discord_bot.embeds import BLURPLE, GREY, restart_announcement, restart_prompt_embed, restart_result_embed
 from bot.discord_bot.embeds import restart_state_embed as state_embed
 
@@ -19,11 +18,6 @@ if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
 
 log = logging.getLogger(__name__)
-
-
-def who(user: discord.abc.User) -> str:
-    """How the log names a Discord user: readable and unambiguous."""
-    return f"{user.name} ({user.id})"
 
 
 class OwnedView(discord.ui.View):
@@ -97,11 +91,9 @@ async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers:
         await interaction.edit_original_response(embed=state_embed(servers, "cancelled", GREY), view=None)
         return
     await interaction.edit_original_response(embed=state_embed(servers, "restarting...", BLURPLE), view=None)
-    started = discord.utils.utcnow()
-    results = await service.restart_many(servers, requested_by=who(interaction.user))
-    await asyncio.to_thread(bot.store.record_restarts, results, started)
+    results = await service.restart_many(servers, requester(interaction.user))
     await interaction.edit_original_response(embed=restart_result_embed(results))
-    await bot.alerts.send(content=restart_announcement(results, interaction.user))
+    await bot.alerts.post(content=restart_announcement(results, interaction.user))
 
 
 class PagerView(OwnedView):

@@ -3,53 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from tests.support.cli import cli, write_env
 from tests.support.local_http import HttpServer, http_server, refused_port, status
 from tests.support.sshd import SshServer
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def cli_env() -> dict[str, str]:
-    """The test process's environment without configuration of its own, and with `bot` importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORACLE_", "DISCORD_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-async def cli(cwd: Path, *args: str, stdin: bytes | None = None, timeout: float = 60) -> Run:
-    """Run the CLI without blocking the event loop (the test's HTTP servers must keep answering)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args,
-        cwd=cwd, env=cli_env(),
-        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
-    assert process.returncode is not None
-    run = Run(process.returncode, out.decode(), err.decode())
-    assert "Traceback" not in run.out + run.err, run
-    return run
-
-
-def write_env(directory: Path, **variables: str) -> None:
-    (directory / ".env").write_text("".join(f"{key}={value}\n" for key, value in variables.items()))
 
 
 def server_env(number: int, name: str, api: str, **fields: str) -> dict[str, str]:
@@ -59,15 +22,12 @@ def server_env(number: int, name: str, api: str, **fields: str) -> dict[str, str
 
 def ssh_env(sshd: SshServer, directory: Path, name: str, api: str, command: str) -> dict[str, str]:
     return {
+        "PORACLE_DATA_DIR": str(directory / "data"),
         "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
         "PORACLE_SSH_KNOWN_HOSTS": str(sshd.write_known_hosts(directory / "known_hosts")),
         "PORACLE_SSH_HOST_KEY_POLICY": "strict",
         **server_env(1, name, api, SSH_PORT=str(sshd.port), SSH_USER=sshd.user, RESTART_CMD=command),
     }
-
-
-def ran(marker: Path) -> bool:
-    return marker.exists()
 
 
 def rows(table: str) -> list[list[str]]:
@@ -128,12 +88,22 @@ async def test_restart_yes_runs_and_exits_0(sshd: SshServer, tmp_path: Path, api
     write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, f"echo hello from pm2; touch {marker}"))
     run = await cli(tmp_path, "restart", "main", "--yes")
     assert run.code == 0, run
-    assert ran(marker)
+    assert marker.exists()
     lines = run.out.splitlines()
     assert lines[0] == f"Main: ssh {sshd.user}@127.0.0.1:{sshd.port} -- echo hello from pm2; touch {marker}"
     assert lines[1].startswith("Main: restarted (exit code 0) in ")
     assert "  | hello from pm2" in lines
     assert "  answers its health check: yes" in lines
+
+
+async def test_a_restart_cannot_run_without_its_audit(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:
+    marker = sshd.workdir / f"cli-{uuid.uuid4().hex}"
+    (tmp_path / "data").write_text("a file where the data directory should be")
+    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, f"touch {marker}"))
+    run = await cli(tmp_path, "restart", "Main", "--yes")
+    assert run.code == 2, run
+    assert "PORACLE_DATA_DIR" in run.err
+    assert not marker.exists()
 
 
 async def test_restart_failure_exits_nonzero(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:
@@ -162,7 +132,7 @@ async def test_restart_without_yes_runs_nothing_unless_confirmed(
     assert run.code != 0, run
     assert "[y/N]" in run.out
     assert "Cancelled: nothing was run." in run.out
-    assert not ran(marker)
+    assert not marker.exists()
 
 
 async def test_restart_confirmed_with_y_runs(sshd: SshServer, tmp_path: Path, api: HttpServer) -> None:
@@ -171,7 +141,7 @@ async def test_restart_confirmed_with_y_runs(sshd: SshServer, tmp_path: Path, ap
     write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, f"touch {marker}"))
     run = await cli(tmp_path, "restart", "Main", stdin=b"y\n")
     assert run.code == 0, run
-    assert ran(marker)
+    assert marker.exists()
 
 
 async def test_restart_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:

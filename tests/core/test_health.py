@@ -10,7 +10,6 @@ from aiohttp import web
 
 from bot.config import ServerConfig, load_settings
 from bot.core.health import HealthChecker
-from bot.core.service import PoracleService
 from tests.support.local_http import http_server, hung_server, refused_port, status
 
 
@@ -52,8 +51,9 @@ async def test_the_configured_health_path_is_asked_for() -> None:
             "PORACLE_SERVER_1_API": f"{http.url}/api/",
             "PORACLE_SERVER_1_HEALTH_PATH": "/status",
         }
-        async with PoracleService(load_settings(env)) as service:
-            (result,) = await service.check_all()
+        settings = load_settings(env)
+        async with HealthChecker(settings.health_timeout) as checker:
+            (result,) = await checker.check_all(settings.servers)
     assert result.online
     assert http.requests == ["/api/status"]
 
@@ -92,9 +92,9 @@ async def test_hung_servers_do_not_add_up() -> None:
                 **{f"PORACLE_SERVER_{n}_API": f"{good.url}/{n}" for n in range(6, 11)},
             }
         )
-        async with PoracleService(settings) as service:
+        async with HealthChecker(settings.health_timeout) as checker:
             started = time.monotonic()
-            results = await service.check_all()
+            results = await checker.check_all(settings.servers)
             elapsed = time.monotonic() - started
     assert hung.accepted == 5
     assert [r.online for r in results] == [False] * 5 + [True] * 5

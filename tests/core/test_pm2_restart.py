@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 from bot.config import load_settings
-from bot.core.service import PoracleService
+from bot.core.service import Requester
+from bot.core.store import Origin
+from tests.support.fixtures import open_service
 from tests.support.pm2 import Pm2App
 from tests.support.sshd import SshServer
 
@@ -18,6 +20,7 @@ async def test_restart_a_pm2_app_over_ssh(sshd: SshServer, pm2_app: Pm2App, tmp_
             "PORACLE_SSH_KNOWN_HOSTS": str(tmp_path / "known_hosts"),  # pinned on first contact
             "PORACLE_SSH_TIMEOUT": "30",
             "PORACLE_HEALTH_TIMEOUT": "1",
+            "PORACLE_DATA_DIR": str(tmp_path / "data"),
             "PORACLE_SERVER_1_NAME": "Poracle",
             "PORACLE_SERVER_1_HOST": "127.0.0.1",
             "PORACLE_SERVER_1_SSH_PORT": str(sshd.port),
@@ -27,9 +30,9 @@ async def test_restart_a_pm2_app_over_ssh(sshd: SshServer, pm2_app: Pm2App, tmp_
         }
     )
     old_pid = await asyncio.to_thread(pm2_app.pid)
-    async with PoracleService(settings, recovery_wait=15, recovery_poll=0.2) as service:
-        (server,) = service.resolve("poracle")
-        result = await service.restart(server, requested_by="pm2 test")
+    async with open_service(settings, recovery_wait=15, recovery_poll=0.2) as service:
+        (server,) = settings.select("poracle")
+        result = await service.restart(server, Requester(Origin.DISCORD, "pm2 test"))
     assert result.succeeded, result
     assert result.command is not None
     assert pm2_app.name in result.command.output  # pm2's own report of what it restarted

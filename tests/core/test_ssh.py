@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.core.service import PoracleService
+from bot.core.service import Requester
 from bot.core.ssh import CommandOutcome, SshRunner
+from bot.core.store import Origin, Store
+from tests.support.fixtures import TESTER, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port
 from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, wait_remote_processes_gone
 
@@ -36,6 +38,7 @@ def make_settings(
         "PORACLE_SSH_TIMEOUT": "20",
         "PORACLE_SSH_CONNECT_TIMEOUT": "5",
         "PORACLE_HEALTH_TIMEOUT": "1",
+        "PORACLE_DATA_DIR": str(known_hosts.parent / "data"),
     }
     for number, name in enumerate(names, 1):
         env |= {
@@ -55,10 +58,6 @@ def pinned(sshd: SshServer, tmp_path: Path) -> Path:
     return sshd.write_known_hosts(tmp_path / "known_hosts")
 
 
-def ran(marker: Path) -> bool:
-    return marker.exists()
-
-
 def read(path: Path) -> str:
     return path.read_text()
 
@@ -74,10 +73,10 @@ async def test_success_runs_the_command_and_captures_output(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = make_settings(sshd, pinned, api.url, f"echo restarting; touch {marker}; echo done")
-    async with PoracleService(settings) as service:
-        (server,) = service.resolve("test")
-        result = await service.restart(server, requested_by="alice#1234")
-    assert ran(marker)
+    async with open_service(settings) as service:
+        (server,) = settings.select("test")
+        result = await service.restart(server, Requester(Origin.DISCORD, "alice#1234"))
+    assert marker.exists()
     assert result.succeeded and not result.busy
     assert result.word == "restarted"
     assert result.command is not None
@@ -96,6 +95,12 @@ async def test_success_runs_the_command_and_captures_output(
     secret = key_secret(sshd.client_key)
     assert secret not in caplog.text
     assert secret not in repr(result)
+    # The audit has it, whoever asked: the service writes it, not the front end.
+    store = Store.open(settings.data_dir)
+    (audited,) = store.history()
+    store.close()
+    assert audited == result.record(audited.at)
+    assert (audited.origin, audited.requested_by, audited.outcome) == (Origin.DISCORD, "alice#1234", "restarted")
 
 
 async def test_nonzero_exit_is_a_failure_with_its_code_and_output(
@@ -103,8 +108,8 @@ async def test_nonzero_exit_is_a_failure_with_its_code_and_output(
 ) -> None:
     caplog.set_level(logging.INFO)
     settings = make_settings(sshd, pinned, api.url, "echo 'partial work'; echo 'boom' >&2; exit 3")
-    async with PoracleService(settings) as service:
-        result = await service.restart(settings.servers[0], requested_by="bob")
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], Requester(Origin.DISCORD, "bob"))
     assert not result.succeeded
     assert result.word == "failed"
     assert result.command is not None
@@ -120,8 +125,8 @@ async def test_nonzero_exit_is_a_failure_with_its_code_and_output(
 
 async def test_killed_by_a_signal_is_a_failure(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
     settings = make_settings(sshd, pinned, api.url, "echo before; kill -TERM $$")
-    async with PoracleService(settings) as service:
-        result = await service.restart(settings.servers[0], requested_by="t")
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], TESTER)
     assert result.command is not None
     assert result.command.outcome is CommandOutcome.FAILED
     assert result.command.output == "before"
@@ -133,9 +138,9 @@ async def test_timeout_stops_the_remote_command_and_keeps_output(
 ) -> None:
     tag = f"poracle-timeout-{uuid.uuid4().hex}"
     settings = make_settings(sshd, pinned, api.url, f"echo started; sleep 300 # {tag}", PORACLE_SSH_TIMEOUT="1")
-    async with PoracleService(settings) as service:
+    async with open_service(settings) as service:
         started = time.monotonic()
-        task = asyncio.create_task(service.restart(settings.servers[0], requested_by="t"))
+        task = asyncio.create_task(service.restart(settings.servers[0], TESTER))
         # The command really ran remotely: otherwise "gone afterwards" below would prove nothing.
         seen_running: list[int] = []
         while not task.done() and not seen_running:
@@ -157,8 +162,8 @@ async def test_timeout_stops_the_remote_command_and_keeps_output(
 
 async def test_wrong_port_is_a_connection_error(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
     settings = make_settings(sshd, pinned, api.url, "true", PORACLE_SERVER_1_SSH_PORT=str(free_port()))
-    async with PoracleService(settings) as service:
-        result = await service.restart(settings.servers[0], requested_by="t")
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], TESTER)
     assert result.command is not None
     assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
     assert "refused" in result.reason
@@ -169,12 +174,12 @@ async def test_rejected_key_is_a_connection_error(
     sshd: SshServer, pinned: Path, api: HttpServer, marker: Path, wrong_client_key: Path
 ) -> None:
     settings = make_settings(sshd, pinned, api.url, f"touch {marker}", PORACLE_SSH_KEY_PATH=str(wrong_client_key))
-    async with PoracleService(settings) as service:
-        result = await service.restart(settings.servers[0], requested_by="t")
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], TESTER)
     assert result.command is not None
     assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
     assert "rejected" in result.reason
-    assert not ran(marker)
+    assert not marker.exists()
 
 
 async def test_unknown_host_under_strict_is_refused(
@@ -187,7 +192,7 @@ async def test_unknown_host_under_strict_is_refused(
     assert result.outcome is CommandOutcome.CONNECTION_ERROR
     assert "not trusted" in result.reason
     assert "SHA256:" in result.reason  # the offered key's fingerprint, to compare by hand
-    assert not ran(marker)
+    assert not marker.exists()
     assert known_hosts.read_text() == "# nothing trusted yet\n"
 
 
@@ -198,13 +203,13 @@ async def test_a_malformed_known_hosts_file_is_a_reason_not_a_crash(
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(sshd.known_hosts_line() + "\nhalf-a-line-edited-by-hand\n")
     settings = make_settings(sshd, known_hosts, api.url, f"touch {marker}", policy=policy)
-    async with PoracleService(settings) as service:
-        result = await service.restart(settings.servers[0], requested_by="t")
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], TESTER)
     assert result.command is not None
     assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
     assert str(known_hosts) in result.reason
     assert "half-a-line-edited-by-hand" in result.reason  # asyncssh quotes the line it cannot read
-    assert not ran(marker)
+    assert not marker.exists()
     assert not service.is_restarting(settings.servers[0])
 
 
@@ -216,7 +221,7 @@ async def test_accept_new_pins_on_first_contact_and_runs(
     runner = SshRunner(settings)
     first = await runner.run(settings.servers[0], f"touch {marker}", 10)
     assert first.succeeded, first
-    assert ran(marker)
+    assert marker.exists()
     assert known_hosts.read_text() == sshd.known_hosts_line() + "\n"
     # The OpenSSH client trusts the pinned file as written.
     assert sshd.run("true", known_hosts=known_hosts).returncode == 0
@@ -255,10 +260,10 @@ async def test_policy_off_connects_and_warns(
     caplog.set_level(logging.WARNING)
     known_hosts = tmp_path / "known_hosts"
     settings = make_settings(sshd, known_hosts, api.url, f"touch {marker}", policy="off")
-    async with PoracleService(settings) as service:
-        result = await service.restart(settings.servers[0], requested_by="t")
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], TESTER)
     assert result.succeeded, result
-    assert ran(marker)
+    assert marker.exists()
     assert not known_hosts.exists()  # nothing pinned when not checking
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "bot.core.ssh"]
     assert any("Host key checking is OFF" in line and str(sshd.port) in line for line in warnings), warnings
@@ -305,13 +310,13 @@ async def test_unusable_key_file_gives_a_clear_reason_and_runs_nothing(
     elif kind == "passphrase":
         write_passphrase_key(key)
     settings = make_settings(sshd, pinned, api.url, f"touch {marker}", PORACLE_SSH_KEY_PATH=str(key))
-    async with PoracleService(settings) as service:
-        result = await service.restart(settings.servers[0], requested_by="t")
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], TESTER)
     assert result.command is not None
     assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
     assert words in result.reason
     assert str(key) in result.reason
-    assert not ran(marker)
+    assert not marker.exists()
     if kind == "passphrase":
         secret = key_secret(key)
         assert secret not in caplog.text and secret not in repr(result)
@@ -321,21 +326,21 @@ async def test_a_second_restart_of_the_same_server_is_refused_at_once(
     sshd: SshServer, pinned: Path, api: HttpServer, marker: Path
 ) -> None:
     settings = make_settings(sshd, pinned, api.url, f"sleep 1; echo x >> {marker}")
-    async with PoracleService(settings) as service:
+    async with open_service(settings) as service:
         (server,) = service.servers
-        first = asyncio.create_task(service.restart(server, requested_by="first"))
+        first = asyncio.create_task(service.restart(server, Requester(Origin.DISCORD, "first")))
         await asyncio.sleep(0)  # let it start
         assert service.is_restarting(server)
-        second = await service.restart(server, requested_by="second")
+        second = await service.restart(server, Requester(Origin.DISCORD, "second"))
         assert not first.done(), "the refusal waited for the running restart"
         assert second.busy and not second.succeeded
         assert second.word == "already restarting"
-        assert second.requested_by == "second"
+        assert second.requested_by == Requester(Origin.DISCORD, "second")
         assert second.health is None
         done = await first
         assert not service.is_restarting(server)
         # Once the first is over, a new restart is accepted again.
-        third = await service.restart(server, requested_by="third")
+        third = await service.restart(server, Requester(Origin.DISCORD, "third"))
     assert done.succeeded and third.succeeded
     assert read(marker) == "x\nx\n"  # the refused one ran nothing
 
@@ -344,9 +349,9 @@ async def test_restart_all_runs_concurrently(sshd: SshServer, pinned: Path, api:
     # Each command prints when its sleep starts and ends (remote clock = local clock: same machine).
     command = "date +%s.%N; sleep 1; date +%s.%N"
     settings = make_settings(sshd, pinned, api.url, command, names=("One", "Two", "Three"))
-    async with PoracleService(settings) as service:
+    async with open_service(settings) as service:
         started = time.monotonic()
-        results = await service.restart_many(service.resolve("ALL"), requested_by="t")
+        results = await service.restart_many(settings.select("ALL"), TESTER)
         elapsed = time.monotonic() - started
     assert [r.server for r in results] == ["One", "Two", "Three"]
     assert all(r.succeeded for r in results), results
@@ -364,9 +369,9 @@ async def test_after_restart_the_api_still_down_is_offline_after_the_recovery_wa
 ) -> None:
     dead = f"http://127.0.0.1:{refused_port()}"
     settings = make_settings(sshd, pinned, dead, "true")
-    async with PoracleService(settings, recovery_wait=1, recovery_poll=0.2) as service:
+    async with open_service(settings, recovery_wait=1, recovery_poll=0.2) as service:
         started = time.monotonic()
-        result = await service.restart(settings.servers[0], requested_by="t")
+        result = await service.restart(settings.servers[0], TESTER)
         elapsed = time.monotonic() - started
     assert result.succeeded  # the command did succeed: the health answer is reported beside it
     assert result.command is not None
@@ -389,10 +394,10 @@ async def test_after_restart_the_service_coming_back_late_is_online(sshd: SshSer
             await stop.wait()
 
     ready, stop = asyncio.Event(), asyncio.Event()
-    async with PoracleService(settings, recovery_wait=10, recovery_poll=0.2) as service:
+    async with open_service(settings, recovery_wait=10, recovery_poll=0.2) as service:
         async with asyncio.TaskGroup() as tasks:
             server_task = tasks.create_task(come_back_later(ready, stop))
-            result = await service.restart(settings.servers[0], requested_by="t")
+            result = await service.restart(settings.servers[0], TESTER)
             stop.set()
         del server_task
     assert ready.is_set()
@@ -401,11 +406,10 @@ async def test_after_restart_the_service_coming_back_late_is_online(sshd: SshSer
 
 async def test_unknown_server_names_the_known_ones(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
     settings = make_settings(sshd, pinned, api.url, "true", names=("Alpha", "Beta"))
-    async with PoracleService(settings) as service:
-        with pytest.raises(LookupError) as caught:
-            service.resolve("gamma")
-        assert [s.name for s in service.resolve("beta")] == ["Beta"]
-        assert [s.name for s in service.resolve(" All ")] == ["Alpha", "Beta"]
+    with pytest.raises(LookupError) as caught:
+        settings.select("gamma")
+    assert [s.name for s in settings.select("beta")] == ["Beta"]
+    assert [s.name for s in settings.select(" All ")] == ["Alpha", "Beta"]
     assert "Alpha" in str(caught.value) and "Beta" in str(caught.value) and "all" in str(caught.value)
 
 
@@ -418,7 +422,7 @@ async def test_a_key_that_cannot_be_pinned_is_refused_and_says_why(
     result = await SshRunner(settings).run(settings.servers[0], f"touch {marker}", 10)
     assert result.outcome is CommandOutcome.CONNECTION_ERROR
     assert "cannot pin the host key" in result.reason and "PORACLE_SSH_KNOWN_HOSTS" in result.reason
-    assert not ran(marker)
+    assert not marker.exists()
 
 
 async def test_a_key_restricted_without_pty_gets_a_reason_that_names_the_fix(
@@ -432,4 +436,4 @@ async def test_a_key_restricted_without_pty_gets_a_reason_that_names_the_fix(
     result = await SshRunner(settings).run(settings.servers[0], "true", 10)
     assert result.outcome is CommandOutcome.CONNECTION_ERROR
     assert "refused a terminal" in result.reason and "restrict,pty" in result.reason
-    assert not ran(marker)
+    assert not marker.exists()

@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ import pytest
 
 from bot.core.health import HealthResult
 from bot.core.monitor import Event, Outage, Recovery, Reminder, ServerWatch, State
-from bot.core.service import RestartResult
+from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
-from bot.core.store import FILE_NAME, OutageRecord, RestartRecord, Store, StoreError
+from bot.core.store import FILE_NAME, Origin, OutageRecord, RestartRecord, Store, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -52,9 +53,12 @@ def rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
         connection.close()
 
 
-def restart(server: str, by: str, outcome: CommandOutcome | None, exit_code: int | None = None) -> RestartResult:
+def restart(
+    server: str, by: str, outcome: CommandOutcome | None, at: datetime, exit_code: int | None = None
+) -> RestartRecord:
+    """The audit row of a restart asked for from Discord by `by` at `at`."""
     command = None if outcome is None else CommandResult(outcome, "why", exit_code, "output", 4.5)
-    return RestartResult(server, by, command)
+    return RestartResult(server, Requester(Origin.DISCORD, by), command).record(at)
 
 
 # -- schema
@@ -255,7 +259,7 @@ def test_figures_kept_up_to_date_hour_by_hour_equal_figures_summed_afresh(tmp_pa
         for _ in range(rng.randint(0, 4)):
             rounds_at(moment + timedelta(minutes=rng.choice(late_minutes) + rng.random()))
         if step == 7:
-            warm.record_restarts([restart("C", "alice", CommandOutcome.SUCCEEDED, 0)], moment)
+            warm.record_restarts([restart("C", "alice", CommandOutcome.SUCCEEDED, moment, 0)])
         cold = Store.open(data)
         try:
             assert warm.server_histories(moment) == cold.server_histories(moment), f"at hour {hour}"
@@ -281,14 +285,15 @@ def test_no_answers_means_no_median_and_zero_uptime(store: Store) -> None:
 
 
 def test_the_last_restart_per_server_with_who_outcome_duration_and_exit_code(store: Store) -> None:
-    store.record_restarts([restart("A", "alice", CommandOutcome.SUCCEEDED, 0)], NOW - timedelta(hours=3))
+    store.record_restarts([restart("A", "alice", CommandOutcome.SUCCEEDED, NOW - timedelta(hours=3), 0)])
+    an_hour_ago = NOW - timedelta(hours=1)
     store.record_restarts(
-        [restart("A", "bob", CommandOutcome.FAILED, 3), restart("B", "bob", None)], NOW - timedelta(hours=1)
+        [restart("A", "bob", CommandOutcome.FAILED, an_hour_ago, 3), restart("B", "bob", None, an_hour_ago)]
     )
     histories = store.server_histories(NOW)
     assert set(histories) == {"A", "B"}  # restarted but never sampled still has a history
     last_a = histories["A"].last_restart
-    assert last_a == RestartRecord("A", NOW - timedelta(hours=1), "bob", "failed", "why", 4.5, 3, None)
+    assert last_a == RestartRecord("A", NOW - timedelta(hours=1), Origin.DISCORD, "bob", "failed", "why", 4.5, 3, None)
     last_b = histories["B"].last_restart
     assert last_b is not None and last_b.outcome == "already restarting"
     assert last_b.exit_code is None and last_b.duration_s is None
@@ -305,9 +310,9 @@ def test_history_lists_restarts_and_outages_with_their_end_newest_first(tmp_path
     store = Store.open(data)
     store.record_round([], {}, [Outage("A", "connection refused", first_down)])
     store.record_round([], {}, [Reminder("A", "connection refused", first_down, first_down + timedelta(hours=1))])
-    store.record_restarts([restart("A", "alice", CommandOutcome.SUCCEEDED, 0)], NOW - timedelta(hours=3))
+    store.record_restarts([restart("A", "alice", CommandOutcome.SUCCEEDED, NOW - timedelta(hours=3), 0)])
     store.record_round([], {}, [Recovery("A", first_down, NOW - timedelta(hours=2, minutes=50))])
-    store.record_restarts([restart("B", "bob", CommandOutcome.TIMED_OUT)], NOW - timedelta(hours=2))
+    store.record_restarts([restart("B", "bob", CommandOutcome.TIMED_OUT, NOW - timedelta(hours=2))])
     store.close()
     store = Store.open(data)  # the recovery of a restarted bot still closes the outage
     store.record_round([], {}, [Outage("A", "no answer within 5 s", second_down)])
@@ -315,8 +320,8 @@ def test_history_lists_restarts_and_outages_with_their_end_newest_first(tmp_path
     entries = store.history()
     assert entries == [
         OutageRecord("A", second_down, "no answer within 5 s", None),
-        RestartRecord("B", NOW - timedelta(hours=2), "bob", "timed out", "why", 4.5, None, None),
-        RestartRecord("A", NOW - timedelta(hours=3), "alice", "restarted", "why", 4.5, 0, None),
+        RestartRecord("B", NOW - timedelta(hours=2), Origin.DISCORD, "bob", "timed out", "why", 4.5, None, None),
+        RestartRecord("A", NOW - timedelta(hours=3), Origin.DISCORD, "alice", "restarted", "why", 4.5, 0, None),
         OutageRecord("A", first_down, "connection refused", NOW - timedelta(hours=2, minutes=50)),
     ]
     assert store.history("A") == [entries[0], entries[2], entries[3]]
@@ -506,6 +511,13 @@ async def test_run_with_a_good_data_dir_goes_on_to_log_in(tmp_path: Path) -> Non
     assert (tmp_path / "data" / FILE_NAME).is_file()
 
 
+def migration(number: int) -> str:
+    """The text of one schema migration, as shipped in the package."""
+    folder = resources.files("bot.core") / "migrations"
+    (script,) = [entry for entry in folder.iterdir() if entry.name.startswith(f"{number:04}_")]
+    return script.read_text()
+
+
 def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> None:
     """Schema 1 kept each hour's latency histogram as JSON text; the figures survive the migration."""
     data = tmp_path / "data"
@@ -513,42 +525,7 @@ def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> No
     hour = int((NOW - timedelta(hours=2)).timestamp() // 3600)
     old_hour = int((NOW - timedelta(days=3)).timestamp() // 3600)
     connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
-    connection.executescript(
-        """
-        CREATE TABLE servers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-        CREATE TABLE watches (
-            server_id INTEGER PRIMARY KEY REFERENCES servers(id),
-            state TEXT NOT NULL, failures INTEGER NOT NULL, successes INTEGER NOT NULL,
-            first_failure REAL, down_since REAL, last_alert REAL
-        );
-        CREATE TABLE samples (
-            server_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, status INTEGER, latency_ms INTEGER,
-            PRIMARY KEY (server_id, at_ms)
-        ) WITHOUT ROWID;
-        CREATE TABLE hourly (
-            server_id INTEGER NOT NULL, hour INTEGER NOT NULL, checks INTEGER NOT NULL, online INTEGER NOT NULL,
-            latency_hist TEXT NOT NULL, PRIMARY KEY (server_id, hour)
-        ) WITHOUT ROWID;
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY, round INTEGER NOT NULL, kind TEXT NOT NULL,
-            server_id INTEGER NOT NULL REFERENCES servers(id),
-            reason TEXT, since REAL NOT NULL, at REAL NOT NULL, delivery TEXT NOT NULL DEFAULT 'pending'
-        );
-        CREATE INDEX events_pending ON events(id) WHERE delivery = 'pending';
-        CREATE INDEX events_server ON events(server_id, at);
-        CREATE TABLE restarts (
-            id INTEGER PRIMARY KEY, server_id INTEGER NOT NULL REFERENCES servers(id), at REAL NOT NULL,
-            requested_by TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, exit_code INTEGER,
-            duration_s REAL, healthy_after INTEGER
-        );
-        CREATE INDEX restarts_server ON restarts(server_id, at);
-        CREATE TABLE mutes (
-            server_id INTEGER PRIMARY KEY REFERENCES servers(id), until REAL NOT NULL, by TEXT NOT NULL
-        );
-        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        PRAGMA user_version = 1;
-        """
-    )
+    connection.executescript(migration(1) + "\nPRAGMA user_version = 1;")
     connection.execute("INSERT INTO servers VALUES (1, 'A')")
     # 100 ms is bucket 27 (4 * log2(100) = 26.6), 200 ms bucket 31: 3 answers of 100 ms, 1 of 200 ms, 1 timeout.
     connection.execute("INSERT INTO hourly VALUES (1, ?, 5, 4, ?)", (hour, '{"27":3,"31":1}'))
@@ -567,3 +544,24 @@ def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> No
     assert history.median_latency_ms is not None and abs(math.log2(history.median_latency_ms / 200)) <= HALF_BUCKET
     store.close()
     assert rows(data, "PRAGMA user_version")[0][0] >= 2
+
+
+def test_restarts_audited_before_schema_3_came_from_discord(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
+    connection.executescript(migration(1) + migration(2) + "\nPRAGMA user_version = 2;")
+    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    connection.execute(
+        "INSERT INTO restarts(server_id, at, requested_by, outcome, reason) VALUES (1, ?, 'alice (1)', 'restarted', "
+        "'exit code 0')",
+        ((NOW - timedelta(hours=1)).timestamp(),),
+    )
+    connection.close()
+    store = Store.open(data)
+    (record,) = store.history()
+    store.record_restarts([RestartResult("A", Requester(Origin.CLI, "root"), None).record(NOW)])
+    newest, _ = store.history()
+    store.close()
+    assert isinstance(record, RestartRecord) and (record.origin, record.requested_by) == (Origin.DISCORD, "alice (1)")
+    assert isinstance(newest, RestartRecord) and (newest.origin, newest.requested_by) == (Origin.CLI, "root")

@@ -9,8 +9,10 @@ import pytest
 
 from bot.core.health import HealthResult
 from bot.core.monitor import Outage, Recovery
-from bot.core.service import RestartResult
+from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
+from bot.core.store import Origin
+from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import (
     EMBED_LIMIT,
     GREEN,
@@ -35,12 +37,12 @@ def down(name: str) -> HealthResult:
     return HealthResult(name, False, NOW, reason="connection refused")
 
 
-def never(_: str) -> None:
-    return None
+def report(*results: HealthResult, down_since: dict[str, datetime] | None = None) -> StatusReport:
+    return StatusReport(results, down_since or {})
 
 
 def test_status_shows_words_status_latency_and_reason() -> None:
-    (embed,) = status_embeds([up("Main"), down("Backup")], never)
+    (embed,) = status_embeds(report(up("Main"), down("Backup")))
     fields = {field.name: field.value for field in embed.fields}
     assert "online" in fields["Main"] and "HTTP 200" in fields["Main"] and "12 ms" in fields["Main"]
     assert "offline" in fields["Backup"] and "connection refused" in fields["Backup"]
@@ -53,19 +55,19 @@ def test_status_shows_words_status_latency_and_reason() -> None:
     [([up("a"), up("b")], GREEN), ([up("a"), down("b")], ORANGE), ([down("a"), down("b")], RED)],
 )
 def test_status_colour_tells_the_whole_picture(results: list[HealthResult], colour: discord.Colour) -> None:
-    assert status_embeds(results, never)[0].colour == colour
+    assert status_embeds(report(*results))[0].colour == colour
 
 
 def test_down_since_comes_from_the_monitor() -> None:
     since = NOW - timedelta(hours=2)
-    (embed,) = status_embeds([down("Main")], lambda name: since if name == "Main" else None)
+    (embed,) = status_embeds(report(down("Main"), down_since={"Main": since}))
     assert f"<t:{int(since.timestamp())}:R>" in embed.fields[0].value
 
 
 @pytest.mark.parametrize("count", [25, 26, 200])
 def test_many_servers_stay_within_discord_limits(count: int) -> None:
     results = [down(f"server-with-a-long-name-{i:03}") for i in range(count)]
-    embeds = status_embeds(results, never)
+    embeds = status_embeds(report(*results))
     shown = "".join(str(e.description or "") + "".join(str(f.value) for f in e.fields) for e in embeds)
     for i in range(count):
         assert f"server-with-a-long-name-{i:03}" in shown or any(
@@ -86,7 +88,7 @@ def test_code_block_cannot_be_escaped_and_is_bounded() -> None:
 
 def restart(name: str, outcome: CommandOutcome, output: str = "", code: int | None = None) -> RestartResult:
     command = CommandResult(outcome, f"exit code {code}" if code is not None else "why", code, output, 1.5)
-    return RestartResult(name, "alice (1)", command, up(name))
+    return RestartResult(name, Requester(Origin.DISCORD, "alice (1)"), command, up(name))
 
 
 def test_restart_result_words() -> None:
@@ -96,7 +98,7 @@ def test_restart_result_words() -> None:
     assert failed.title == "Main: failed"
     assert "exit code 3" in str(failed.fields[0].value) and "boom" in str(failed.fields[0].value)
     assert "Answers its health check again: **yes**" in str(failed.fields[0].value)
-    busy = restart_result_embed([RestartResult("Main", "bob (2)", None)])
+    busy = restart_result_embed([RestartResult("Main", Requester(Origin.DISCORD, "bob (2)"), None)])
     assert busy.title == "Main: already restarting"
 
 

@@ -3,6 +3,7 @@ and the last restart from the store (seeded through its public API, or from a re
 
 from __future__ import annotations
 
+import getpass
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +12,13 @@ import pytest
 
 from bot.core.health import HealthResult
 from bot.core.monitor import Outage, Recovery
-from bot.core.service import RestartResult
+from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
-from bot.core.store import RestartRecord, ServerHistory, Store
+from bot.core.store import Origin, RestartRecord, ServerHistory, Store
+from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import EMBED_LIMIT, history_embeds, status_embeds
 from tests.discord_bot.test_commands import ask_restart
+from tests.support.cli import cli, write_env
 from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
@@ -24,9 +27,10 @@ from tests.support.world import discord_env, running_bot, server_env, ssh_env
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def restart(server: str, by: str, outcome: CommandOutcome = CommandOutcome.SUCCEEDED) -> RestartResult:
-    code = 0 if outcome is CommandOutcome.SUCCEEDED else 1
-    return RestartResult(server, by, CommandResult(outcome, f"exit code {code}", code, "", 2.0))
+def restart(server: str, by: str, at: datetime) -> RestartRecord:
+    """The audit row of a restart of `server` from Discord by `by` at `at` that went well."""
+    command = CommandResult(CommandOutcome.SUCCEEDED, "exit code 0", 0, "", 2.0)
+    return RestartResult(server, Requester(Origin.DISCORD, by), command).record(at)
 
 
 def t(moment: datetime, style: str) -> str:
@@ -37,12 +41,14 @@ def t(moment: datetime, style: str) -> str:
 
 
 def test_status_lines_show_uptime_median_last_restart_and_mute() -> None:
-    last = RestartRecord("Main", NOW - timedelta(hours=2), "dave (42)", "failed", "exit code 1", 2.0, 1, False)
+    last = RestartRecord(
+        "Main", NOW - timedelta(hours=2), Origin.DISCORD, "dave (42)", "failed", "exit code 1", 2.0, 1, False
+    )
     histories = {"Main": ServerHistory(0.9996, 0.5, 19.03, last), "Backup": ServerHistory(1.0, None, None, None)}
     until = NOW + timedelta(minutes=30)
     result = HealthResult("Main", True, NOW, status=200, latency_ms=12)
     backup = HealthResult("Backup", True, NOW, status=200, latency_ms=12)
-    (embed,) = status_embeds([result, backup], lambda _: None, histories, {"Main": until})
+    (embed,) = status_embeds(StatusReport((result, backup), {}, histories, {"Main": until}))
     main, other = (str(field.value) for field in embed.fields)
     assert "uptime 24 h 99.9 % · 7 d 50.0 % · median 19 ms" in main  # 99.96 % is not rounded up to 100
     assert f"last restart {t(last.at, 'R')} by dave (42): **failed**" in main
@@ -56,10 +62,12 @@ def test_status_lines_show_uptime_median_last_restart_and_mute() -> None:
 def test_status_with_history_stays_within_discord_limits(count: int) -> None:
     """Long names and a restart line each: 25 fields would pass 6000 characters, so compact lines are used."""
     names = [f"server-with-a-long-name-{i:03}" for i in range(count)]
-    last = RestartRecord("x", NOW, "someone-with-a-long-name (123456789012345678)", "timed out", "", None, None, None)
+    who = "someone-with-a-long-name (123456789012345678)"
+    last = RestartRecord("x", NOW, Origin.DISCORD, who, "timed out", "", None, None, None)
     histories = {name: ServerHistory(0.5, 0.25, 123.0, last) for name in names}
     results = [HealthResult(name, False, NOW, reason="connection refused") for name in names]
-    embeds = status_embeds(results, lambda _: NOW, histories, {name: NOW for name in names})
+    down = dict.fromkeys(names, NOW)
+    embeds = status_embeds(StatusReport(tuple(results), down, histories, down))
     shown = "".join(str(e.description or "") + "".join(f"{f.name}{f.value}" for f in e.fields) for e in embeds)
     for name in names:
         assert name in shown
@@ -70,7 +78,9 @@ def test_status_with_history_stays_within_discord_limits(count: int) -> None:
 
 def test_history_pages_hold_ten_entries_newest_first_within_limits() -> None:
     entries = [
-        RestartRecord("Main", NOW - timedelta(minutes=i), f"op-{i:02} (1)", "restarted", "x" * 2000, 1.0, 0, True)
+        RestartRecord(
+            "Main", NOW - timedelta(minutes=i), Origin.CLI, f"op-{i:02}", "restarted", "x" * 2000, 1.0, 0, True
+        )
         for i in range(25)
     ]
     pages = history_embeds(entries, "Main")
@@ -109,7 +119,7 @@ def seed(data_dir: Path) -> tuple[datetime, datetime]:
         # Delivered long ago: the running bot must not post them again.
         store.mark_events([stored.id for stored in store.pending_events()], "delivered")
         restart_at = NOW - timedelta(hours=2)
-        store.record_restarts([restart("Main", "dave (42)")], restart_at)
+        store.record_restarts([restart("Main", "dave (42)", restart_at)])
         return restart_at, outage_at
     finally:
         store.close()
@@ -194,13 +204,29 @@ async def test_a_real_restart_shows_in_status_and_history(
     assert f"by {alice.name} ({alice.id}): **restarted** · exit code 0" in line
 
 
+async def test_a_restart_made_with_the_command_line_shows_in_history(
+    discord_double: DiscordDouble, api: HttpServer, sshd: SshServer, tmp_path: Path
+) -> None:
+    env = env_for(discord_double, tmp_path / "data", api) | ssh_env(sshd, tmp_path / "known_hosts")
+    env |= server_env(1, "Main", api.url, sshd, "echo restarting")
+    write_env(tmp_path, **env)
+    done = await cli(tmp_path, "restart", "Main", "--yes")
+    async with running_bot(discord_double, env):
+        _, listed = await history(discord_double, server="Main")
+        main = await status_of(discord_double, "Main")
+    assert done.code == 0, done
+    (line,) = listed.embeds[0]["description"].splitlines()
+    assert f"by {getpass.getuser()} (command line): **restarted** · exit code 0" in line
+    assert f"by {getpass.getuser()} (command line): **restarted**" in main
+
+
 @pytest.fixture
 def many_restarts(tmp_path: Path) -> Path:
     """25 restarts of Main, one a minute, by op-00 (the newest) to op-24."""
     store = Store.open(tmp_path / "data")
     try:
         for i in range(25):
-            store.record_restarts([restart("Main", f"op-{i:02} (1)")], NOW - timedelta(minutes=i))
+            store.record_restarts([restart("Main", f"op-{i:02} (1)", NOW - timedelta(minutes=i))])
     finally:
         store.close()
     return tmp_path / "data"

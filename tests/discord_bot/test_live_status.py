@@ -1,13 +1,11 @@
-"""The live status message in PORACLE_STATUS_CHANNEL_ID, with the real monitor loop and the Discord double:
-posted once, then edited in place each round; re-used after a bot restart; posted afresh when deleted.
-
-Clock, the one server, always answers: its request count counts the monitor's rounds.
+"""The live status message in PORACLE_STATUS_CHANNEL_ID through the Discord double: posted once, then edited
+in place each round; re-used after a bot restart; posted afresh when deleted. The tests drive the rounds
+(the watchdog's own schedule is tested in tests/core/test_watchdog.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,17 +13,12 @@ import pytest
 
 from bot.core.health import HealthResult
 from bot.core.store import Store
+from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import EMBED_LIMIT, status_embeds
 from bot.discord_bot.live_status import MAX_EMBEDS, MESSAGE_KEY, one_message
 from tests.support.discord_double import DiscordDouble, Message, RequestRecord
-from tests.support.local_http import HttpServer, http_server
-from tests.support.world import discord_env, monitor_rounds, running_bot, server_env
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[HttpServer]:
-    async with http_server() as server:
-        yield server
+from tests.support.local_http import HttpServer
+from tests.support.world import discord_env, rounds, running_bot, server_env
 
 
 @pytest.fixture
@@ -39,11 +32,9 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(discord_double: DiscordDouble, data_dir: Path, clock: HttpServer, status_channel: int) -> dict[str, str]:
-    env = discord_env(
-        discord_double, data_dir, PORACLE_HEALTH_INTERVAL="0.2", PORACLE_STATUS_CHANNEL_ID=str(status_channel)
-    )
-    return env | server_env(1, "Clock", clock.url)
+def env(discord_double: DiscordDouble, data_dir: Path, api: HttpServer, status_channel: int) -> dict[str, str]:
+    env = discord_env(discord_double, data_dir, PORACLE_STATUS_CHANNEL_ID=str(status_channel))
+    return env | server_env(1, "Main", api.url)
 
 
 def posts(discord: DiscordDouble, channel: int) -> list[RequestRecord]:
@@ -63,56 +54,53 @@ def stored_id(data_dir: Path) -> str | None:
 
 
 async def test_the_live_status_is_one_message_edited_every_round(
-    discord_double: DiscordDouble, env: dict[str, str], data_dir: Path, clock: HttpServer, status_channel: int
+    discord_double: DiscordDouble, env: dict[str, str], data_dir: Path, status_channel: int
 ) -> None:
-    async with running_bot(discord_double, env):
-        await monitor_rounds(clock, 5)  # the fifth has started: four are done
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        await rounds(bot, 4)
     (live,) = discord_double.channel_messages(status_channel)
     assert len(posts(discord_double, status_channel)) == 1
-    assert len(edits(discord_double, status_channel, live)) >= 3
-    assert len(live.versions) >= 4
+    assert len(edits(discord_double, status_channel, live)) == 3
+    assert len(live.versions) == 4
     assert stored_id(data_dir) == str(live.id)
     (embed,) = live.embeds
     assert embed["title"] == "PoracleJS servers: 1/1 online"
     (field,) = embed["fields"]
-    assert field["name"] == "Clock" and "HTTP 200" in field["value"]
+    assert field["name"] == "Main" and "HTTP 200" in field["value"]
     assert "uptime 24 h 100 % · 7 d 100 % · median" in field["value"]  # the history, as /poracle status shows
     assert discord_double.channel_messages() == []  # nothing in the alert channel
 
 
 async def test_the_live_status_is_reused_after_a_bot_restart(
-    discord_double: DiscordDouble, env: dict[str, str], data_dir: Path, clock: HttpServer, status_channel: int
+    discord_double: DiscordDouble, env: dict[str, str], status_channel: int
 ) -> None:
-    async with running_bot(discord_double, env):
-        await monitor_rounds(clock, 2)
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        await rounds(bot, 2)
     (first,) = discord_double.channel_messages(status_channel)
-    edits_before = len(edits(discord_double, status_channel, first))
-    async with running_bot(discord_double, env):
-        await monitor_rounds(clock, 3)
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        await rounds(bot, 2)
     assert discord_double.channel_messages(status_channel) == [first]
     assert len(posts(discord_double, status_channel)) == 1
-    assert len(edits(discord_double, status_channel, first)) >= edits_before + 2
+    assert len(edits(discord_double, status_channel, first)) == 3
 
 
 async def test_a_deleted_live_status_is_posted_again(
     discord_double: DiscordDouble,
     env: dict[str, str],
     data_dir: Path,
-    clock: HttpServer,
     status_channel: int,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    async with running_bot(discord_double, env):
-        await monitor_rounds(clock, 2)
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        await rounds(bot, 2)
         (first,) = discord_double.channel_messages(status_channel)
         await discord_double.delete_message(first)
-        second = await discord_double.wait_for_message(channel_id=status_channel, timeout=5)
-        await monitor_rounds(clock, 3)
+        await rounds(bot, 3)
+    (second,) = discord_double.channel_messages(status_channel)
     assert second.id != first.id
-    assert discord_double.channel_messages(status_channel) == [second]
     assert len(posts(discord_double, status_channel)) == 2
-    assert len(edits(discord_double, status_channel, second)) >= 1
+    assert len(edits(discord_double, status_channel, second)) == 2
     assert stored_id(data_dir) == str(second.id)
     assert f"The live status message {first.id} is gone; posting a new one" in caplog.text
 
@@ -121,14 +109,13 @@ async def test_a_forbidden_status_channel_is_logged_and_the_rounds_go_on(
     discord_double: DiscordDouble,
     env: dict[str, str],
     data_dir: Path,
-    clock: HttpServer,
     status_channel: int,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     discord_double.forbid_channel(status_channel)
-    async with running_bot(discord_double, env):
-        await monitor_rounds(clock, 4)  # had a failed post stopped the rounds, this would time out
-    assert len(posts(discord_double, status_channel)) >= 3
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        await rounds(bot, 3)  # a failed post that stopped a round would raise here
+    assert len(posts(discord_double, status_channel)) == 3
     assert discord_double.channel_messages(status_channel) == []
     assert stored_id(data_dir) is None
     assert (
@@ -142,8 +129,9 @@ def test_the_live_status_fits_one_message(count: int) -> None:
     """A message carries at most 10 embeds and 6000 characters in all; what does not fit is pointed at."""
     now = datetime.now(UTC)
     results = [HealthResult(f"server-with-a-long-name-{i:03}", False, now, reason="refused") for i in range(count)]
-    embeds = status_embeds(results, lambda _: now)
-    kept = one_message(status_embeds(results, lambda _: now))
+    report = StatusReport(tuple(results), dict.fromkeys((r.server for r in results), now))
+    embeds = status_embeds(report)
+    kept = one_message(status_embeds(report))
     assert sum(len(embed) for embed in kept) <= EMBED_LIMIT and 1 <= len(kept) <= MAX_EMBEDS
     if len(kept) == len(embeds):
         assert kept[-1].footer.text == "Checked"

@@ -1,20 +1,26 @@
-"""Fixtures many test modules share: a local health API, a marker file for remote commands, a token watch.
-
-Registered through `pytest_plugins` in tests/conftest.py.
+"""Fixtures many test modules share: local health APIs, a round counter, a marker file for remote commands,
+a token watch. Registered through `pytest_plugins` in tests/conftest.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.config import Settings
+from bot.core.service import PoracleService, Requester
+from bot.core.store import FILE_NAME, Origin, Store
 from tests.support.discord_double import DiscordDouble
-from tests.support.local_http import HttpServer, http_server
+from tests.support.local_http import HttpServer, SwitchableServer, http_server
 from tests.support.sshd import SshServer
+
+TESTER = Requester(Origin.CLI, "tester")
 
 
 @pytest.fixture
@@ -25,13 +31,56 @@ async def api() -> AsyncIterator[HttpServer]:
 
 
 @pytest.fixture
+async def counter() -> AsyncIterator[HttpServer]:
+    """A configured server that always answers: each monitor round asks it once, so it counts rounds."""
+    async with http_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def switchable() -> AsyncIterator[Callable[[], SwitchableServer]]:
+    """Make health servers that start up and can be taken down and brought back; all stopped at the end."""
+    made: list[SwitchableServer] = []
+
+    def make() -> SwitchableServer:
+        made.append(SwitchableServer())
+        return made[-1]
+
+    yield make
+    for server in made:
+        if server.is_up:
+            await server.down()
+
+
+@pytest.fixture
 def marker(sshd: SshServer) -> Path:
     """A file only the remote command writes: its existence, or its lines, prove whether and how often it ran."""
     return sshd.workdir / f"ran-{uuid.uuid4().hex}"
 
 
+@contextlib.asynccontextmanager
+async def open_service(settings: Settings, **options: float) -> AsyncIterator[PoracleService]:
+    """The core service over a store in PORACLE_DATA_DIR (its restarts are audited there)."""
+    store = Store.open(settings.data_dir)
+    try:
+        async with PoracleService(settings, store, **options) as service:
+            yield service
+    finally:
+        store.close()
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def deliveries(data_dir: Path) -> list[tuple[str, str, str]]:
+    """(kind, server, delivery) of every alert the store recorded, oldest first. The store has no reader for
+    delivery states (only for pending ones), so this reads its table, as an operator with sqlite3 would."""
+    with contextlib.closing(sqlite3.connect(data_dir / FILE_NAME)) as db:
+        rows = db.execute(
+            "SELECT kind, name, delivery FROM events JOIN servers ON servers.id = server_id ORDER BY events.id"
+        ).fetchall()
+    return [(str(kind), str(name), str(delivery)) for kind, name, delivery in rows]
 
 
 @pytest.fixture

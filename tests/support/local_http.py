@@ -49,6 +49,33 @@ async def http_server(routes: dict[str, Handler] | None = None, port: int = 0) -
         await runner.cleanup()
 
 
+class SwitchableServer:
+    """A health server that can be taken down (its port then refuses) and brought back on the same port."""
+
+    def __init__(self) -> None:
+        self.port = refused_port()
+        self._running: contextlib.AsyncExitStack | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def is_up(self) -> bool:
+        return self._running is not None
+
+    async def up(self) -> None:
+        assert self._running is None
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(http_server(port=self.port))
+        self._running = stack
+
+    async def down(self) -> None:
+        assert self._running is not None
+        stack, self._running = self._running, None
+        await stack.aclose()
+
+
 def status(code: int, **headers: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(status=code, headers=headers, text=f"status {code}")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from bot.config import load_settings
+from bot.core.service import PoracleService
 from bot.core.store import Store
 from bot.discord_bot.client import PoracleBot
 from tests.support.discord_double import DiscordDouble
@@ -57,23 +58,38 @@ def server_env(
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    discord: DiscordDouble, env: Mapping[str, str], *, confirm_timeout: float = 60.0, pager_timeout: float = 60.0
+    discord: DiscordDouble,
+    env: Mapping[str, str],
+    *,
+    confirm_timeout: float = 60.0,
+    pager_timeout: float = 60.0,
+    monitor: bool = True,
 ) -> AsyncIterator[PoracleBot]:
-    """The production bot, connected to the double, for the duration of the block."""
+    """The production bot, its monitor running (unless `monitor` is False: the test then drives the rounds
+    with `bot.watchdog.run_round()`), connected to the double for the duration of the block."""
     settings = load_settings(env)
     store = Store.open(settings.data_dir)
     try:
-        bot = PoracleBot(settings, store, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
-        async with discord.connected(bot):
+        service = PoracleService(settings, store)
+        bot = PoracleBot(service, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
+        async with contextlib.AsyncExitStack() as stack:
+            if monitor:
+                await stack.enter_async_context(bot.monitoring())
+            else:
+                await stack.enter_async_context(bot.service)
+            await stack.enter_async_context(discord.connected(bot))
             yield bot
     finally:
         store.close()
 
 
-FIRST_ROUND = 10.0  # the monitor's first round waits for on_ready (2 s after connecting): a wide margin
+async def rounds(bot: PoracleBot, count: int) -> None:
+    """Run `count` monitor rounds now, one after the other (for a bot started with monitor=False)."""
+    for _ in range(count):
+        await bot.watchdog.run_round()
 
 
-async def monitor_rounds(counter: HttpServer, count: int, timeout: float = FIRST_ROUND) -> None:
+async def monitor_rounds(counter: HttpServer, count: int, timeout: float = 5.0) -> None:
     """Wait until the monitor has started `count` more rounds: `counter` is a configured server that
     always answers, so each round asks it once."""
     target = len(counter.requests) + count

@@ -307,6 +307,16 @@ class Message:
         return "\n".join(p for p in parts if p)
 
     @property
+    def title(self) -> str:
+        """The first embed's title ("" without one)."""
+        return str(self.embeds[0].get("title", "")) if self.embeds else ""
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The first embed's fields, name -> value."""
+        return {f["name"]: f["value"] for f in self.embeds[0].get("fields", [])} if self.embeds else {}
+
+    @property
     def buttons(self) -> list[JSON]:
         return [c for c in iter_components(self.components) if c.get("type") == 2]
 

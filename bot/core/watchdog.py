@@ -1,0 +1,195 @@
+"""The monitor's round, as gatus's watchdog does it: check every server, drive the monitor, record the round
+(all or nothing), apply the mute rules and hand the alerts to an AlertSink that a front implements.
+
+Rounds keep to their schedule: after one that overran the interval the missed rounds are skipped, not run
+back to back (two checks a few milliseconds apart would count as an outage). Time comes from a Clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.config import Settings
+from bot.core import heartbeat
+from bot.core.clock import SYSTEM_CLOCK, Clock
+from bot.core.health import HealthResult
+from bot.core.heartbeat import Heartbeat
+from bot.core.monitor import Event, Monitor, Outage, Reminder
+from bot.core.store import ServerHistory, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """The events of one kind raised in one round: what one alert message announces."""
+
+    events: tuple[Event, ...]
+
+
+class AlertSink(Protocol):
+    """Where alerts go (the Discord front's alert channel). The watchdog decides what and when; the sink posts."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether alerts go anywhere; when not, they are settled unposted."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether the sink can post now (the heartbeat reports it)."""
+        ...
+
+    async def send(self, alert: Alert) -> bool:
+        """True once posted; False keeps the alert pending for the next round. Raises only on a bug."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """A round's results with what the store knows of each server: what /poracle status shows."""
+
+    results: tuple[HealthResult, ...]
+    down_since: Mapping[str, datetime] = field(default_factory=dict)
+    histories: Mapping[str, ServerHistory] = field(default_factory=dict)
+    mutes: Mapping[str, datetime] = field(default_factory=dict)  # muted servers, until when
+
+
+Check = Callable[[], Awaitable[Sequence[HealthResult]]]
+RoundHook = Callable[[StatusReport], Awaitable[None]]
+
+
+class Watchdog:
+    """Runs the rounds. `check` is the service's `check_all`; `after_round` hooks (the live status) get each
+    round's StatusReport and must log their own failures."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        check: Check,
+        sink: AlertSink,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        after_round: Sequence[RoundHook] = (),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.check = check
+        self.sink = sink
+        self.clock = clock
+        self.after_round = tuple(after_round)
+        # Restored state: a bot restarted during an outage neither repeats its alert nor misses the recovery.
+        self.monitor = Monitor(
+            settings.down_after,
+            settings.up_after,
+            timedelta(minutes=settings.remind_every) if settings.remind_every else None,
+            store.load_watches(),
+        )
+        self._delivery = asyncio.Lock()  # rounds and a reconnected sink may both deliver: never the same alert twice
+
+    async def run_forever(self) -> None:
+        """A round every PORACLE_HEALTH_INTERVAL seconds until cancelled; a failed round is logged, the next
+        one runs on time."""
+        interval = self.settings.health_interval
+        due = self.clock.monotonic()
+        while True:
+            try:
+                await self.run_round()
+            except Exception:  # one bad round must never stop the monitor
+                log.exception("Monitor round failed; trying again in %g s", interval)
+            due += interval
+            now = self.clock.monotonic()
+            if now >= due:
+                skipped = int((now - due) // interval) + 1
+                log.warning(
+                    "A monitor round took %.1f s, longer than PORACLE_HEALTH_INTERVAL (%g s): %d round(s) skipped",
+                    now - due + interval,
+                    interval,
+                    skipped,
+                )
+                due += skipped * interval
+            await self.clock.sleep(due - now)
+
+    async def run_round(self) -> list[HealthResult]:
+        """One round; raises if it could not be recorded, after forgetting it (the next one raises its
+        outages and recoveries again instead of having moved on without them)."""
+        results = list(await self.check())
+        before = {name: copy.copy(watch) for name, watch in self.monitor.watches.items()}
+        events = self.monitor.observe(results)
+        try:
+            await asyncio.to_thread(self.store.record_round, results, self.monitor.watches, events)
+        except Exception:
+            self.monitor.watches = before
+            raise
+        for event in events:
+            _log_event(event)
+        await self.deliver_pending()
+        if self.after_round:
+            report = await self.status(results)
+            for hook in self.after_round:
+                await hook(report)
+        await asyncio.to_thread(self.store.prune, self.clock.now())
+        self._beat()
+        return results
+
+    async def status(self, results: Sequence[HealthResult]) -> StatusReport:
+        """`results` with each server's uptime, latency, last restart, mute and the start of its outage."""
+        now = self.clock.now()
+        histories, mutes = await asyncio.gather(
+            asyncio.to_thread(self.store.server_histories, now), asyncio.to_thread(self.store.mutes, now)
+        )
+        down_since = {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
+        return StatusReport(tuple(results), down_since, histories, mutes)
+
+    async def deliver_pending(self) -> None:
+        """Hand undelivered alerts to the sink, one per round and kind; stop at the first failure and try again
+        later. Alerts of muted servers, or with nowhere to go, are settled unposted; a server still down when
+        its mute ends gets its outage alert then, one that came back meanwhile nothing."""
+        async with self._delivery:
+            store = self.store
+            muted = await asyncio.to_thread(store.mutes, self.clock.now())
+            still_down = {
+                name: watch.down_since
+                for name, watch in self.monitor.watches.items()
+                if watch.down_since is not None and name not in muted
+            }
+            await asyncio.to_thread(store.unsilence_outages, still_down)
+            pending = await asyncio.to_thread(store.pending_events)
+            for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
+                stored = list(group)
+                silent = [s.id for s in stored if s.event.server in muted or s.follows_silence]
+                await asyncio.to_thread(store.mark_events, silent, "muted")
+                loud = [s for s in stored if s.id not in silent]
+                if not loud:
+                    continue
+                if not self.sink.enabled:
+                    await asyncio.to_thread(store.mark_events, [s.id for s in loud], "off")
+                    continue
+                if not await self.sink.send(Alert(tuple(s.event for s in loud))):
+                    return
+                await asyncio.to_thread(store.mark_events, [s.id for s in loud], "delivered")
+
+    def _beat(self) -> None:
+        try:
+            heartbeat.write(self.settings.data_dir, Heartbeat(self.clock.now(), self.sink.connected))
+        except OSError as exc:  # the healthcheck will say so; the monitor itself keeps going
+            log.error("Cannot write the heartbeat file in %s: %s", self.settings.data_dir, exc)
+
+
+def _log_event(event: Event) -> None:
+    if isinstance(event, Outage):
+        log.warning("Outage: %s offline since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    elif isinstance(event, Reminder):
+        log.warning("Still offline: %s since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    else:
+        log.info(
+            "Recovery: %s online again after %s", event.server, timedelta(seconds=round(event.downtime.total_seconds()))
+        )

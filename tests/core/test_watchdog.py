@@ -1,0 +1,366 @@
+"""The monitor's round in core, driven directly: a scripted fleet, a real store, a sink that records what it
+is handed and can refuse, and a clock the test moves. Each case runs in milliseconds; the Discord tests
+prove the wiring of the same behaviours once each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.core import heartbeat
+from bot.core.health import HealthResult
+from bot.core.monitor import Outage, Recovery, Reminder
+from bot.core.store import FILE_NAME, Store
+from bot.core.watchdog import Alert, StatusReport, Watchdog
+from tests.support.clock import FakeClock
+from tests.support.fixtures import deliveries
+
+INTERVAL = 60
+
+
+class Fleet:
+    """Servers that answer or not, as the test says; each check is stamped with the clock's time."""
+
+    def __init__(self, clock: FakeClock, *names: str) -> None:
+        self.clock = clock
+        self.up = dict.fromkeys(names, True)
+        self.checks = 0
+
+    async def check(self) -> list[HealthResult]:
+        self.checks += 1
+        now = self.clock.now()
+        return [
+            HealthResult(name, True, now, 200, 12.0) if up else HealthResult(name, False, now, reason="refused")
+            for name, up in self.up.items()
+        ]
+
+
+@dataclass
+class Sink:
+    """An AlertSink that keeps what it posted; `refusing` makes it say no, as a forbidden channel does."""
+
+    enabled: bool = True
+    connected: bool = True
+    refusing: bool = False
+    posted: list[Alert] = field(default_factory=list)
+    tries: int = 0
+
+    async def send(self, alert: Alert) -> bool:
+        self.tries += 1
+        if self.refusing:
+            return False
+        self.posted.append(alert)
+        return True
+
+    def kinds(self) -> list[tuple[str, ...]]:
+        """Each alert as its kind and servers, e.g. ("Outage", "Main")."""
+        return [(type(a.events[0]).__name__, *(e.server for e in a.events)) for a in self.posted]
+
+
+def settings_for(data_dir: Path, *names: str, **extra: str) -> Settings:
+    env = {"PORACLE_DATA_DIR": str(data_dir), "PORACLE_DOWN_AFTER": "2", "PORACLE_UP_AFTER": "1"} | extra
+    for number, name in enumerate(names, 1):
+        env |= {
+            f"PORACLE_SERVER_{number}_NAME": name,
+            f"PORACLE_SERVER_{number}_HOST": "127.0.0.1",
+            f"PORACLE_SERVER_{number}_API": "http://127.0.0.1:9",  # never asked: the fleet answers
+        }
+    return load_settings(env)
+
+
+class World:
+    """A watchdog over a store in `data_dir`; `restart()` is the bot stopping and starting again."""
+
+    def __init__(self, data_dir: Path, clock: FakeClock, fleet: Fleet, sink: Sink, **extra: str) -> None:
+        self.settings = settings_for(data_dir, *fleet.up, **extra)
+        self.clock, self.fleet, self.sink = clock, fleet, sink
+        self.store = Store.open(data_dir)
+        self.watchdog = Watchdog(self.settings, self.store, fleet.check, sink, clock)
+
+    async def rounds(self, count: int = 1) -> None:
+        for _ in range(count):
+            await self.watchdog.run_round()
+            self.clock.advance(INTERVAL)
+
+    def restart(self, sink: Sink | None = None) -> None:
+        self.store.close()
+        self.sink = sink or self.sink
+        self.store = Store.open(self.settings.data_dir)
+        self.watchdog = Watchdog(self.settings, self.store, self.fleet.check, self.sink, self.clock)
+
+    def deliveries(self) -> list[tuple[str, str, str]]:
+        return deliveries(self.settings.data_dir)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def world(tmp_path: Path, clock: FakeClock) -> Iterator[World]:
+    made = World(tmp_path / "data", clock, Fleet(clock, "Main", "Backup"), Sink())
+    yield made
+    made.store.close()
+
+
+async def test_an_outage_and_its_recovery_are_handed_over_once_each_and_nothing_at_start_up(world: World) -> None:
+    await world.rounds(3)
+    assert world.sink.posted == []  # up at start-up: nothing to say
+    world.fleet.up["Main"] = False
+    first_failure = world.clock.now()
+    await world.rounds(6)
+    world.fleet.up["Main"] = True
+    back = world.clock.now()
+    await world.rounds(6)
+
+    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+    (outage,), (recovery,) = (alert.events for alert in world.sink.posted)
+    assert isinstance(outage, Outage) and isinstance(recovery, Recovery)
+    assert outage.since == first_failure  # the first failed check, not the second that declared it
+    assert outage.reason == "refused"
+    assert recovery.down_since == first_failure and recovery.recovered_at == back
+    assert world.deliveries() == [("outage", "Main", "delivered"), ("recovery", "Main", "delivered")]
+
+
+async def test_servers_down_in_the_same_round_share_one_alert_and_come_back_in_one(world: World) -> None:
+    await world.rounds(1)
+    world.fleet.up.update(Main=False, Backup=False)
+    await world.rounds(3)
+    world.fleet.up.update(Main=True, Backup=True)
+    await world.rounds(2)
+    assert world.sink.kinds() == [("Outage", "Main", "Backup"), ("Recovery", "Main", "Backup")]
+
+
+async def test_reminders_follow_every_so_many_minutes_while_down(tmp_path: Path, clock: FakeClock) -> None:
+    world = World(tmp_path, clock, Fleet(clock, "Main"), Sink(), PORACLE_REMIND_EVERY="5")
+    world.fleet.up["Main"] = False
+    await world.rounds(2 + 11)  # declared down at the 2nd check; then 11 minutes
+    assert world.sink.kinds() == [("Outage", "Main"), ("Reminder", "Main"), ("Reminder", "Main")]
+    reminders = [alert.events[0] for alert in world.sink.posted[1:]]
+    assert all(isinstance(r, Reminder) and r.since == clock.start for r in reminders)
+    world.store.close()
+
+
+async def test_a_refused_alert_stays_pending_and_is_handed_over_once_when_the_sink_takes_it(world: World) -> None:
+    world.sink.refusing = True
+    world.fleet.up["Main"] = False
+    await world.rounds(5)
+    assert world.sink.posted == [] and world.sink.tries == 4  # tried each round from the 2nd check on
+    assert world.deliveries() == [("outage", "Main", "pending")]
+    world.sink.refusing = False
+    await world.rounds(3)
+    assert world.sink.kinds() == [("Outage", "Main")]
+
+
+@pytest.mark.parametrize("then", ["sink takes them", "bot restarts"])
+async def test_alerts_held_back_go_out_once_and_in_order(world: World, then: str) -> None:
+    world.sink.refusing = True  # a refusal stops the queue, so the recovery cannot overtake its outage
+    world.fleet.up["Main"] = False
+    await world.rounds(3)
+    world.fleet.up["Main"] = True
+    await world.rounds(2)
+    if then == "bot restarts":
+        world.restart(Sink())
+    world.sink.refusing = False
+    await world.rounds(3)
+    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+
+
+async def test_a_sink_that_raises_fails_the_round_and_loses_nothing(world: World) -> None:
+    calls = 0
+
+    async def broken_once(alert: Alert) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyError("a Discord answer that is not a message")
+        world.sink.posted.append(alert)
+        return True
+
+    world.sink.send = broken_once  # type: ignore[method-assign]
+    world.fleet.up["Main"] = False
+    await world.rounds(1)
+    with pytest.raises(KeyError):
+        await world.rounds(1)
+    world.clock.advance(INTERVAL)
+    await world.rounds(3)
+    assert world.sink.kinds() == [("Outage", "Main")]  # not lost, not sent twice
+
+
+async def test_without_an_alert_channel_alerts_are_settled_unposted_and_so_is_their_recovery(
+    world: World,
+) -> None:
+    world.sink.enabled = False
+    world.fleet.up["Main"] = False
+    await world.rounds(3)
+    world.restart(Sink())  # a channel set later hears of no recovery from an outage it never heard of
+    world.fleet.up["Main"] = True
+    await world.rounds(2)
+    assert world.sink.posted == []
+    assert world.deliveries() == [("outage", "Main", "off"), ("recovery", "Main", "muted")]
+
+
+async def test_a_muted_outage_is_recorded_but_not_handed_over_while_checks_go_on(world: World) -> None:
+    world.store.mute(["Main"], world.clock.now() + timedelta(minutes=30), "alice (1)")
+    world.fleet.up["Main"] = False
+    await world.rounds(4)
+    assert world.fleet.checks == 4
+    assert world.sink.posted == []
+    assert world.deliveries() == [("outage", "Main", "muted")]
+    report = await world.watchdog.status(await world.fleet.check())
+    assert "Main" in report.mutes and report.down_since["Main"] == world.clock.start
+
+
+async def test_unmute_of_a_server_still_down_hands_over_its_outage_then_its_recovery(world: World) -> None:
+    world.store.mute(["Main"], world.clock.now() + timedelta(minutes=30), "alice (1)")
+    world.fleet.up["Main"] = False
+    await world.rounds(3)
+    world.store.unmute(["Main"])
+    await world.rounds(1)
+    world.fleet.up["Main"] = True
+    await world.rounds(1)
+    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+    assert world.deliveries() == [("outage", "Main", "delivered"), ("recovery", "Main", "delivered")]
+
+
+async def test_a_mute_ends_by_itself_and_a_server_still_down_is_announced_then(world: World) -> None:
+    world.store.mute(["Main"], world.clock.now() + timedelta(minutes=4, seconds=30), "test")
+    world.fleet.up["Main"] = False
+    await world.rounds(5)
+    assert world.sink.posted == []
+    await world.rounds(1)  # the mute has ended
+    assert world.sink.kinds() == [("Outage", "Main")]
+    assert world.watchdog.store.mutes(world.clock.now()) == {}
+
+
+async def test_a_server_back_before_its_mute_ends_is_never_announced(world: World) -> None:
+    world.store.mute(["Main"], world.clock.now() + timedelta(minutes=30), "test")
+    world.fleet.up["Main"] = False
+    await world.rounds(3)
+    world.fleet.up["Main"] = True
+    await world.rounds(3)
+    world.store.unmute(["Main"])
+    await world.rounds(3)
+    assert world.sink.posted == []
+    assert world.deliveries() == [("outage", "Main", "muted"), ("recovery", "Main", "muted")]
+
+
+async def test_a_mute_outlasts_a_bot_restart(world: World) -> None:
+    world.store.mute(["Main", "Backup"], world.clock.now() + timedelta(hours=1), "test")
+    world.restart()
+    world.fleet.up["Main"] = False
+    await world.rounds(3)
+    assert world.sink.posted == []
+    assert set(world.store.mutes(world.clock.now())) == {"Main", "Backup"}
+
+
+async def test_a_restart_during_an_outage_neither_repeats_it_nor_misses_the_recovery(world: World) -> None:
+    world.fleet.up["Main"] = False
+    await world.rounds(3)
+    world.restart()
+    await world.rounds(5)
+    assert world.sink.kinds() == [("Outage", "Main")]
+    world.fleet.up["Main"] = True
+    await world.rounds(2)
+    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+    recovery = world.sink.posted[1].events[0]
+    assert isinstance(recovery, Recovery) and recovery.down_since == world.clock.start  # from before the restart
+
+
+async def test_a_round_that_could_not_be_recorded_is_raised_again_not_lost(tmp_path: Path, clock: FakeClock) -> None:
+    """Another process holds the write lock (an operator's sqlite3 shell, a backup) past the store's busy
+    timeout while a server goes down: that round is lost, its outage must not be."""
+    data = tmp_path / "data"
+    fleet, sink = Fleet(clock, "Main"), Sink()
+    settings = settings_for(data, "Main", PORACLE_DOWN_AFTER="1")
+    store = Store.open(data, busy_timeout=0.05)
+    watchdog = Watchdog(settings, store, fleet.check, sink, clock)
+    await watchdog.run_round()
+    blocker = sqlite3.connect(data / FILE_NAME, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    fleet.up["Main"] = False
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await watchdog.run_round()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    await watchdog.run_round()
+    await watchdog.run_round()
+    store.close()
+    assert [type(a.events[0]) for a in sink.posted] == [Outage]
+
+
+def round_starts(world: World, second_round: Callable[[], None]) -> list[float]:
+    """When each round started (clock seconds); `second_round` runs as the second round checks."""
+    starts: list[float] = []
+
+    async def check() -> list[HealthResult]:
+        starts.append(world.clock.monotonic())
+        if len(starts) == 2:
+            second_round()
+        return await world.fleet.check()
+
+    world.watchdog.check = check
+    return starts
+
+
+def boom() -> None:
+    raise RuntimeError("boom")
+
+
+async def test_a_failing_round_is_logged_and_the_next_ones_run_on_schedule(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    starts = round_starts(world, boom)
+    await run_until(world, lambda: len(starts) >= 4)
+    failures = [r for r in caplog.records if r.getMessage().startswith("Monitor round failed")]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert failures[0].getMessage() == "Monitor round failed; trying again in 60 s"
+    assert starts == [0, 60, 120, 180]
+
+
+async def test_after_a_round_that_overran_the_interval_missed_rounds_are_skipped_not_caught_up(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    starts = round_starts(world, lambda: world.clock.advance(150))  # a locked store, a slow Discord: 2.5 rounds
+    await run_until(world, lambda: len(starts) >= 4)
+    assert starts == [0, 60, 240, 300]  # on the next slot, not three rounds back to back
+    assert "longer than PORACLE_HEALTH_INTERVAL (60 s): 2 round(s) skipped" in caplog.text
+
+
+async def test_each_round_hands_its_status_to_the_hooks_and_writes_the_heartbeat(world: World) -> None:
+    reports: list[StatusReport] = []
+
+    async def hook(report: StatusReport) -> None:
+        reports.append(report)
+
+    world.watchdog.after_round = (hook,)
+    world.fleet.up["Main"] = False
+    world.sink.connected = False
+    await world.rounds(2)
+    assert [[r.online for r in report.results] for report in reports] == [[False, True], [False, True]]
+    assert reports[-1].down_since == {"Main": world.clock.start}
+    beat = heartbeat.read(world.settings.data_dir)
+    assert beat is not None and not beat.connected
+    assert beat.round_completed_at == world.clock.start + timedelta(seconds=INTERVAL)
+
+
+async def run_until(world: World, done: Callable[[], bool]) -> None:
+    """Run the watchdog's own loop until `done()` holds (the fake clock makes its sleeps instant)."""
+    task = asyncio.create_task(world.watchdog.run_forever())
+    for _ in range(10_000):
+        if done():
+            break
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert done(), "the loop did not get there"

@@ -1,0 +1,46 @@
+"""Running the command line as an operator does: `python -m bot ...` in a directory with a `.env`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def cli_env() -> dict[str, str]:
+    """The test process's environment without configuration of its own, and with `bot` importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORACLE_", "DISCORD_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+async def cli(cwd: Path, *args: str, stdin: bytes | None = None, timeout: float = 60) -> Run:
+    """Run the CLI without blocking the event loop (the test's HTTP servers must keep answering)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args,
+        cwd=cwd, env=cli_env(),
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
+    assert process.returncode is not None
+    run = Run(process.returncode, out.decode(), err.decode())
+    assert "Traceback" not in run.out + run.err, run
+    return run
+
+
+def write_env(directory: Path, **variables: str) -> Path:
+    path = directory / ".env"
+    path.write_text("".join(f"{key}={value}\n" for key, value in variables.items()))
+    return path
