@@ -4,7 +4,8 @@
 
 A child process serves the HTTP side (one aiohttp site per answering server, each on its own 127.0.0.1 port,
 plus listeners that accept and never answer), so the figures are the bot's own. The bot side is the real
-PoracleService.check_all with PORACLE_HEALTH_TIMEOUT=--timeout. Goal: wall time under 2.5 s with a 2 s timeout.
+HealthChecker.check_all (what PoracleService.check_all runs) with PORACLE_HEALTH_TIMEOUT=--timeout.
+Goal: wall time under 2.5 s with a 2 s timeout.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `bot` is not necessarily installed
 
 from bot.config import load_settings  # noqa: E402
-from bot.service import PoracleService  # noqa: E402
+from bot.core.health import HealthChecker  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -63,9 +64,9 @@ async def serve(answering: int, hung: int) -> None:
 
 async def check(env: dict[str, str]) -> tuple[float, int, int]:
     settings = load_settings(env)
-    async with PoracleService(settings) as service:
+    async with HealthChecker(settings.health_timeout) as checker:
         started = time.perf_counter()
-        results = await service.check_all()
+        results = await checker.check_all(settings.servers)
         wall = time.perf_counter() - started
     online = sum(result.online for result in results)
     return wall, online, len(results) - online

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `bot` and `tests` are not installed
 
 from bot.config import ServerConfig, load_settings  # noqa: E402
-from bot.ssh import SshRunner  # noqa: E402
-from tests.sshd import start_sshd  # noqa: E402
+from bot.core.ssh import SshRunner  # noqa: E402
+from tests.support.sshd import start_sshd  # noqa: E402
 
 
 async def bot_round_trips(runner: SshRunner, server: ServerConfig, runs: int) -> list[float]:

@@ -29,11 +29,12 @@ import discord.gateway  # noqa: E402
 import discord.http  # noqa: E402
 import yarl  # noqa: E402
 
-from bot.client import PoracleBot  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.store import Store  # noqa: E402
-from tests.discord_double import DiscordDouble  # noqa: E402
-from tests.local_http import http_server, hung_server  # noqa: E402
+from bot.core.service import PoracleService  # noqa: E402
+from bot.core.store import Store  # noqa: E402
+from bot.discord_bot.client import PoracleBot  # noqa: E402
+from tests.support.discord_double import DiscordDouble  # noqa: E402
+from tests.support.local_http import http_server, hung_server  # noqa: E402
 
 
 async def measure(runs: int, answering: int, hung: int) -> tuple[list[float], list[float]]:
@@ -63,7 +64,8 @@ async def measure(runs: int, answering: int, hung: int) -> tuple[list[float], li
         settings = load_settings(env)
         store = Store.open(settings.data_dir)
         stack.callback(store.close)
-        async with double.connected(PoracleBot(settings, store)):
+        bot = PoracleBot(PoracleService(settings, store))
+        async with bot.service, double.connected(bot):
             for run in range(1, runs + 1):
                 record = await double.slash(double.admins[0], "poracle", "status", wait=False)
                 await record.wait_response(timeout=10)

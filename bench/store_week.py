@@ -16,7 +16,6 @@ as `/poracle status` builds it: `server_histories` + `mutes` + `status_embeds` (
 from __future__ import annotations
 
 import argparse
-import inspect
 import random
 import shutil
 import sqlite3
@@ -31,12 +30,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `bot` is not necessarily installed
 
-from bot.embeds import status_embeds  # noqa: E402
-from bot.health import HealthResult  # noqa: E402
-from bot.monitor import Monitor, Outage  # noqa: E402
-from bot.service import RestartResult  # noqa: E402
-from bot.ssh import CommandOutcome, CommandResult  # noqa: E402
-from bot.store import FILE_NAME, Store  # noqa: E402
+from bot.core.health import HealthResult  # noqa: E402
+from bot.core.monitor import Monitor, Outage  # noqa: E402
+from bot.core.service import Requester, RestartResult  # noqa: E402
+from bot.core.ssh import CommandOutcome, CommandResult  # noqa: E402
+from bot.core.store import FILE_NAME, Origin, Store  # noqa: E402
+from bot.core.watchdog import StatusReport  # noqa: E402
+from bot.discord_bot.embeds import status_embeds  # noqa: E402
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -82,15 +82,9 @@ def checkpoint(data_dir: Path) -> None:
 
 def status_query(store: Store, results: list[HealthResult], monitor: Monitor, now: datetime) -> list[Any]:
     """What /poracle status does after its checks: the stored figures, then the embeds."""
-    histories = store.server_histories(now)
-    mutes = store.mutes(now)
-    parameters = inspect.signature(status_embeds).parameters
-    if "histories" in parameters:
-        extra: dict[str, Any] = {"histories": histories}
-        if "mutes" in parameters:
-            extra["mutes"] = mutes
-        return status_embeds(results, monitor.down_since, **extra)
-    return status_embeds(results, monitor.down_since)
+    down_since = {name: w.down_since for name, w in monitor.watches.items() if w.down_since is not None}
+    report = StatusReport(tuple(results), down_since, store.server_histories(now), store.mutes(now))
+    return status_embeds(report)
 
 
 def main() -> None:
@@ -106,7 +100,6 @@ def main() -> None:
     rounds = int(args.days * 86400 / args.interval)
     print(f"{args.servers} servers, a round every {args.interval:g} s for {args.days:g} days: {rounds:,} rounds")
     print(f"data dir: {data_dir}" + ("" if args.keep else " (deleted afterwards)"))
-    print("with history in the status embeds:", "histories" in inspect.signature(status_embeds).parameters)
 
     world = World(args.servers)
     store = Store.open(data_dir)
@@ -130,7 +123,8 @@ def main() -> None:
             for event in events:
                 if isinstance(event, Outage) and world.rng.random() < 0.5:
                     command = CommandResult(CommandOutcome.SUCCEEDED, "exit status 0", 0, "", 7.5)
-                    store.record_restarts([RestartResult(event.server, "alice (1)", command)], at)
+                    requester = Requester(Origin.DISCORD, "alice (1)")
+                    store.record_restarts([RestartResult(event.server, requester, command).record(at)])
                     restarts += 1
             if number and number % 10_000 == 0:
                 elapsed = time.perf_counter() - started
