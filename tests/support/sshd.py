@@ -302,7 +302,14 @@ class SshServer:
 
 class SshdFactory(Protocol):
     def __call__(
-        self, *, port: int | None = None, host_key: Path | None = None, client_key: Path | None = None
+        self,
+        *,
+        port: int | None = None,
+        host_key: Path | None = None,
+        client_key: Path | None = None,
+        authorized_options: str | None = None,
+        force_command: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> SshServer: ...
 
 
@@ -324,7 +331,17 @@ def _session_path() -> str:
     return ":".join([*extra, base])
 
 
-def _config_text(*, port: int, base: Path, host_key: Path, tag: str, per_source_penalties: bool) -> str:
+def _config_text(
+    *,
+    port: int,
+    base: Path,
+    host_key: Path,
+    tag: str,
+    per_source_penalties: bool,
+    force_command: bool,
+    extra_env: dict[str, str],
+) -> str:
+    env = " ".join(f'"{name}={value}"' for name, value in extra_env.items())
     lines = [
         f"Port {port}",
         f"ListenAddress {HOST}",
@@ -342,9 +359,10 @@ def _config_text(*, port: int, base: Path, host_key: Path, tag: str, per_source_
         "PrintLastLog no",
         "X11Forwarding no",
         "AcceptEnv LANG LC_*",
-        f'SetEnv "{ENV_TAG}={tag}" "PATH={_session_path()}"',
-        f'ForceCommand "{base / "session-wrapper"}"',
+        f'SetEnv "{ENV_TAG}={tag}" "PATH={_session_path()}" {env}'.rstrip(),
     ]
+    if force_command:
+        lines.append(f'ForceCommand "{base / "session-wrapper"}"')
     # OpenSSH >= 9.8 penalises sources that fail auth (our wrong-key tests) by refusing connections.
     if per_source_penalties:
         lines.append("PerSourcePenalties no")
@@ -383,6 +401,9 @@ def start_sshd(
     host_key: Path | None = None,
     client_key: Path | None = None,
     base_dir: Path | None = None,
+    authorized_options: str | None = None,
+    force_command: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> SshServer:
     """Start a real sshd on 127.0.0.1 and wait until it accepts connections.
 
@@ -391,6 +412,9 @@ def start_sshd(
     host_key:   reuse this private host key file; default: a fresh ed25519 key.
     client_key: private key to authorize (its ``.pub`` must exist); default: a fresh key in base_dir.
     base_dir:   where config, keys, log and workdir go; default: a new temp dir.
+    authorized_options: prefix of the key's authorized_keys line, e.g. ``restrict,pty,command="..."``.
+    force_command: False drops the ForceCommand wrapper (it would override an authorized_keys command=).
+    extra_env:  more variables for every session (sshd ``SetEnv``), e.g. a private PM2_HOME.
     """
     sshd = _find_executable("sshd")
     base = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="sshd-"))
@@ -399,7 +423,8 @@ def start_sshd(
         host_key = generate_key(base / f"host_ed25519_{uuid.uuid4().hex[:8]}", "test-host-key")
     if client_key is None:
         client_key = generate_key(base / "client_ed25519", "test-client-key")
-    (base / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
+    key_line = Path(f"{client_key}.pub").read_text()
+    (base / "authorized_keys").write_text(f"{authorized_options} {key_line}" if authorized_options else key_line)
     wrapper = base / "session-wrapper"
     wrapper.write_text(_WRAPPER)
     wrapper.chmod(0o755)
@@ -408,7 +433,17 @@ def start_sshd(
     _ensure_privsep_dir()
 
     try:
-        return _start(sshd, base, host_key, client_key, workdir, port, remove_base_dir=base_dir is None)
+        return _start(
+            sshd,
+            base,
+            host_key,
+            client_key,
+            workdir,
+            port,
+            remove_base_dir=base_dir is None,
+            force_command=force_command,
+            extra_env=extra_env or {},
+        )
     except BaseException:
         if base_dir is None:
             shutil.rmtree(base, ignore_errors=True)
@@ -424,24 +459,34 @@ def _start(
     port: int | None,
     *,
     remove_base_dir: bool,
+    force_command: bool,
+    extra_env: dict[str, str],
 ) -> SshServer:
     tag = uuid.uuid4().hex
     config = base / "sshd_config"
+
+    def config_text(port: int, penalties: bool) -> str:
+        return _config_text(
+            port=port,
+            base=base,
+            host_key=host_key,
+            tag=tag,
+            per_source_penalties=penalties,
+            force_command=force_command,
+            extra_env=extra_env,
+        )
+
     log_path = base / "sshd.log"
     penalties = True
     attempts = 5 if port is None else 1
     last_error = ""
     for _ in range(attempts):
         chosen = port or free_port()
-        config.write_text(
-            _config_text(port=chosen, base=base, host_key=host_key, tag=tag, per_source_penalties=penalties)
-        )
+        config.write_text(config_text(chosen, penalties))
         checked = _check_config(sshd, config)
         if checked.returncode != 0 and penalties and "PerSourcePenalties" in checked.stderr:
             penalties = False  # older OpenSSH (< 9.8) does not know the option
-            config.write_text(
-                _config_text(port=chosen, base=base, host_key=host_key, tag=tag, per_source_penalties=False)
-            )
+            config.write_text(config_text(chosen, False))
             checked = _check_config(sshd, config)
         if checked.returncode != 0:
             raise SshdStartError(f"`sshd -t -f {config}` failed:\n{checked.stderr}{checked.stdout}")
@@ -493,12 +538,27 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 
 @pytest.fixture
 def sshd_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdFactory]:
-    """Start extra sshds: ``sshd_factory(port=None, host_key=None, client_key=None)``."""
+    """Start extra sshds: ``sshd_factory(port=None, host_key=None, client_key=None, ...)``, the options of
+    :func:`start_sshd` but base_dir."""
     started: list[SshServer] = []
 
-    def factory(*, port: int | None = None, host_key: Path | None = None, client_key: Path | None = None) -> SshServer:
+    def factory(
+        *,
+        port: int | None = None,
+        host_key: Path | None = None,
+        client_key: Path | None = None,
+        authorized_options: str | None = None,
+        force_command: bool = True,
+        extra_env: dict[str, str] | None = None,
+    ) -> SshServer:
         server = start_sshd(
-            port=port, host_key=host_key, client_key=client_key, base_dir=tmp_path_factory.mktemp("sshd")
+            port=port,
+            host_key=host_key,
+            client_key=client_key,
+            base_dir=tmp_path_factory.mktemp("sshd"),
+            authorized_options=authorized_options,
+            force_command=force_command,
+            extra_env=extra_env,
         )
         started.append(server)
         return server
