@@ -38,8 +38,8 @@ from bot.core.gate_protocol import (
     read_reply,
     restart_command,
 )
-from tests.pm2 import APP_JS, Pm2App
-from tests.sshd import SshdFactory, SshServer, free_port, start_sshd
+from tests.support.pm2 import APP_JS, Pm2App
+from tests.support.sshd import SshdFactory, SshServer, free_port, start_sshd
 
 GATE = Path(__file__).resolve().parents[2] / "bot" / "gate" / "poracle-gate.js"
 TOKEN = f"{secrets.token_urlsafe(18)}.{secrets.token_urlsafe(6)}.{secrets.token_urlsafe(29)}"
