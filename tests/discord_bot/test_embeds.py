@@ -14,7 +14,6 @@ from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import Origin
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import (
-    EMBED_LIMIT,
     GREEN,
     ORANGE,
     RED,
@@ -25,6 +24,7 @@ from bot.discord_bot.embeds import (
     restart_result_embed,
     status_embeds,
 )
+from bot.discord_bot.limits import EMBED_TOTAL as EMBED_LIMIT
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
