@@ -30,6 +30,8 @@ from pydantic import (
     field_validator,
 )
 
+from bot.core.maintenance import Schedule, parse_windows, schedule, zone
+
 SERVER_PREFIX = "PORACLE_SERVER_"
 _SERVER_VAR = re.compile(r"^PORACLE_SERVER_(\d+)_([A-Z0-9_]+)$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -88,6 +90,16 @@ def _check_path(value: str) -> str:
     return value
 
 
+def _check_maintenance(value: str) -> str:
+    parse_windows(value)
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    zone(value)
+    return value.strip()
+
+
 def _check_id_list(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -108,6 +120,7 @@ class ServerConfig(BaseModel):
     ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
     ssh_key_path: Path
     restart_cmd: Annotated[str, Field(min_length=1)] = DEFAULT_RESTART_CMD
+    maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = None  # overrides PORACLE_MAINTENANCE
 
     @field_validator("name")
     @classmethod
@@ -135,6 +148,7 @@ class Settings(BaseModel):
     discord_guild_id: PositiveInt | None = Field(None, alias="DISCORD_GUILD_ID")
     discord_admin_role_ids: frozenset[PositiveInt] = Field(frozenset(), alias="DISCORD_ADMIN_ROLE_IDS")
     discord_alert_channel_id: PositiveInt | None = Field(None, alias="DISCORD_ALERT_CHANNEL_ID")
+    discord_alert_role_id: PositiveInt | None = Field(None, alias="DISCORD_ALERT_ROLE_ID")
     ssh_key_path: Path = Field(Path("/app/ssh_key"), alias="PORACLE_SSH_KEY_PATH")
     ssh_known_hosts: Path = Field(Path("/app/data/known_hosts"), alias="PORACLE_SSH_KNOWN_HOSTS")
     ssh_host_key_policy: HostKeyPolicy = Field(HostKeyPolicy.ACCEPT_NEW, alias="PORACLE_SSH_HOST_KEY_POLICY")
@@ -147,6 +161,8 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path("/app/data"), alias="PORACLE_DATA_DIR")
     status_channel_id: PositiveInt | None = Field(None, alias="PORACLE_STATUS_CHANNEL_ID")
     remind_every: NonNegativeInt = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
+    maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = Field(None, alias="PORACLE_MAINTENANCE")
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = Field("UTC", alias="PORACLE_TIMEZONE")
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
@@ -165,6 +181,10 @@ class Settings(BaseModel):
             raise UnknownServer(target, (s.name for s in self.servers))
         return [server]
 
+    def maintenance_schedule(self, server: ServerConfig) -> Schedule:
+        """The server's maintenance windows: its own, else PORACLE_MAINTENANCE's, in PORACLE_TIMEZONE."""
+        return schedule(server.maintenance, self.timezone, self.maintenance)
+
     def variables(self) -> list[tuple[str, str]]:
         """The effective configuration as (variable, value) pairs, secrets masked."""
         shown: list[tuple[str, str]] = []
@@ -181,7 +201,8 @@ class Settings(BaseModel):
             shown.append((field.alias, text or "(unset)"))
         for server in self.servers:
             for suffix, name in _SERVER_FIELDS.items():
-                shown.append((f"{SERVER_PREFIX}{server.index}_{suffix}", str(getattr(server, name))))
+                value = getattr(server, name)
+                shown.append((f"{SERVER_PREFIX}{server.index}_{suffix}", "(unset)" if value is None else str(value)))
         return shown
 
     def require_discord(self) -> None:
@@ -206,6 +227,7 @@ _SERVER_FIELDS = {
     "SSH_PORT": "ssh_port",
     "SSH_KEY_PATH": "ssh_key_path",
     "RESTART_CMD": "restart_cmd",
+    "MAINTENANCE": "maintenance",
 }
 _SERVER_SUFFIXES = {field: suffix for suffix, field in _SERVER_FIELDS.items()}
 _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.items() if field.alias}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -118,6 +118,10 @@ class PoracleService:
 
     async def check_all(self) -> list[HealthResult]:
         return await self.health.check_all(self.servers)
+
+    def check_each(self) -> AsyncGenerator[HealthResult, None]:
+        """Every server checked at once from now on; each result as soon as it is in."""
+        return self.health.check_each(self.servers)
 
     async def restart(self, server: ServerConfig, requested_by: Requester) -> RestartResult:
         """Restart one server and audit it; refused at once (not queued) while another restart of it runs."""

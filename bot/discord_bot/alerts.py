@@ -7,19 +7,16 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.core.monitor import Recovery
 from bot.core.watchdog import Alert
 from bot.discord_bot import outgoing
+from bot.discord_bot.acknowledge import alert_view
 from bot.discord_bot.channels import ConfiguredChannel, PostableChannel
 from bot.discord_bot.embeds import alert_embed
-from bot.discord_bot.views import RestartButton
 
 if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
 
 log = logging.getLogger(__name__)
-
-MAX_BUTTONS = 25  # Discord: five rows of five
 
 
 class AlertChannel:
@@ -41,29 +38,30 @@ class AlertChannel:
         return self.bot.connected
 
     async def send(self, alert: Alert) -> bool:
-        """The alert as an embed; outages get a Restart button per server. True when posted."""
-        return await self.post(embed=alert_embed(alert.events), view=self._buttons(alert))
+        """The alert as an embed; outages and reminders get Restart and Acknowledge buttons per server, and
+        the alerts that page ping DISCORD_ALERT_ROLE_ID. True when posted."""
+        settings = self.bot.settings
+        return await self.post(
+            embed=alert_embed(alert.events, alert.acknowledged),
+            view=alert_view(settings, alert.events),
+            ping_role=settings.discord_alert_role_id if alert.pages else None,
+        )
 
     async def post(
-        self, *, content: str | None = None, embed: discord.Embed | None = None, view: discord.ui.View | None = None
+        self,
+        *,
+        content: str | None = None,
+        embed: discord.Embed | None = None,
+        view: discord.ui.View | None = None,
+        ping_role: int | None = None,
     ) -> bool:
         """True when the message was posted."""
         if self.channel is None:
             return False
 
         async def send(channel: PostableChannel) -> bool:
-            await outgoing.post(channel, content=content, embeds=[] if embed is None else [embed], view=view)
+            embeds = [] if embed is None else [embed]
+            await outgoing.post(channel, content=content, embeds=embeds, view=view, ping_role=ping_role)
             return True
 
         return await self.channel.attempt(send) is True
-
-    def _buttons(self, alert: Alert) -> discord.ui.View | None:
-        events = alert.events
-        servers = [self.bot.settings.server(e.server) for e in events if not isinstance(e, Recovery)]
-        buttons = [RestartButton(s.index, label=None if len(events) == 1 else s.name) for s in servers if s]
-        if not buttons:
-            return None
-        view = discord.ui.View(timeout=None)
-        for button in buttons[:MAX_BUTTONS]:
-            view.add_item(button)
-        return view
