@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SERVER_PREFIX, ServerConfig, Settings, load_settings, read_environment
+from bot.config import SERVER_PREFIX, Access, ServerConfig, Settings, access_warnings, load_settings, read_environment
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
 
@@ -82,6 +82,8 @@ def test_env_example_is_a_valid_configuration_with_the_two_example_servers() -> 
         "pm2 restart all",
     )
     assert (mac.name, mac.api, mac.ssh_user) == ("Secondary", "http://192.168.1.11:3035", "poracleuser")
+    assert (linux.access, mac.access) == (Access.GATE, Access.COMMAND)  # the gate first: the recommended set-up
+    assert access_warnings(settings) == []
     assert mac.restart_cmd.startswith("PATH=/opt/homebrew/bin:") and mac.restart_cmd.endswith(" pm2 restart all")
 
 

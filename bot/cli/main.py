@@ -12,7 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import ALL, ConfigError, Settings, UnknownServer, likely_typos, load_settings, read_environment
+from bot.config import (
+    ALL,
+    ConfigError,
+    Settings,
+    UnknownServer,
+    access_warnings,
+    likely_typos,
+    load_settings,
+    read_environment,
+)
 from bot.core import heartbeat
 
 # Each command imports what it needs when it runs: `config` and Docker's minutely `healthcheck` need neither
@@ -55,6 +64,7 @@ def health_row(result: HealthResult) -> list[str]:
 
 def describe_restart(result: RestartResult) -> str:
     lines = [f"{result.server}: {result.word} ({result.reason})"]
+    lines.extend("  restarted " + line for line in result.process_lines())
     if result.command is not None:
         lines[0] += f" in {result.command.duration_s:.1f} s"
         if result.command.output:
@@ -83,12 +93,12 @@ def _confirm(question: str) -> bool:
 
 
 async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
-    from bot.core.service import PoracleService, Requester
+    from bot.core.service import PoracleService, Requester, restart_request
     from bot.core.store import Origin, Store, StoreError
 
     servers = settings.select(target)
     for server in servers:
-        print(f"{server.name}: ssh {server.ssh_target} -- {server.restart_cmd}")
+        print(f"{server.name}: ssh {server.ssh_target} -- {restart_request(server)}")
     if not assume_yes and not _confirm(f"Restart {len(servers)} server(s)?"):
         print("Cancelled: nothing was run.")
         return 1
@@ -184,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_doctor(env))
         settings = load_settings(env)
+        for warning in access_warnings(settings):
+            log.warning("%s", warning)
         handlers: dict[str, Callable[[], int]] = {
             "check": lambda: asyncio.run(_check(settings)),
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from bot.config import ServerConfig, Settings
+from bot.config import ALL, Access, ServerConfig, Settings
 from bot.core.clock import SYSTEM_CLOCK, Clock
+from bot.core.gate_protocol import GateRestart, RestartedProcess, parse_restart, restart_command
 from bot.core.health import HealthChecker, HealthResult
+from bot.core.output import clean_output
 from bot.core.ssh import CommandOutcome, CommandResult, SshRunner
 from bot.core.store import Origin, RestartRecord, Store
 
@@ -36,6 +38,19 @@ class Requester:
         return f"{self.name} (command line)" if self.origin is Origin.CLI else self.name
 
 
+def restart_request(server: ServerConfig) -> str:
+    """What a restart sends the server: its RESTART_CMD, or with ACCESS=gate the gate's restart of every pm2
+    process there (and nothing else: a key limited to the gate would run the gate instead of any command)."""
+    return restart_command(ALL) if server.access is Access.GATE else server.restart_cmd
+
+
+def describe_process(process: RestartedProcess) -> str:
+    """`PoracleJS (id 0): pid 4242 → 4300, online`"""
+    name = process.name if process.name is not None else "(no name)"
+    before, after = (pid if pid is not None else "-" for pid in (process.pid_before, process.pid_after))
+    return f"{name} (id {process.pm_id}): pid {before} → {after}, {process.status or 'not listed after'}"
+
+
 @dataclass(frozen=True, slots=True)
 class RestartResult:
     """One restart as the admin who asked for it should see it."""
@@ -44,6 +59,11 @@ class RestartResult:
     requested_by: Requester
     command: CommandResult | None  # None: refused, a restart of this server was already running
     health: HealthResult | None = None  # the health check after the restart
+    gate: GateRestart | None = None  # ACCESS=gate: what the gate restarted, when it answered ok
+
+    def process_lines(self) -> list[str]:
+        """One line per pm2 process the gate restarted (none in command mode)."""
+        return [describe_process(process) for process in self.gate.processes] if self.gate else []
 
     @property
     def busy(self) -> bool:
@@ -128,11 +148,11 @@ class PoracleService:
         started = self.clock.now()
         try:
             log.info("Restart of %s requested by %s (%s)", server.name, requested_by, server.ssh_target)
-            command = await self.ssh.run(server, server.restart_cmd, self.settings.ssh_timeout)
+            command, gate = await self._run_restart(server)
             health = await (self._wait_until_online(server) if command.succeeded else self.health.check(server))
         finally:
             self._restarting.discard(server.name)
-        result = RestartResult(server.name, requested_by, command, health)
+        result = RestartResult(server.name, requested_by, command, health, gate)
         await self._audit(result, started)
         log.log(
             logging.INFO if result.succeeded else logging.WARNING,
@@ -145,6 +165,20 @@ class PoracleService:
             "online" if health.online else f"offline ({health.reason})",
         )
         return result
+
+    async def _run_restart(self, server: ServerConfig) -> tuple[CommandResult, GateRestart | None]:
+        """The restart the server's access mode calls for, and in gate mode the gate's answer."""
+        request = restart_request(server)
+        if server.access is Access.COMMAND:
+            return await self.ssh.run(server, request, self.settings.ssh_timeout), None
+        call = await self.ssh.gate(server, request, parse_restart, self.settings.ssh_timeout)
+        if call.reply is None:
+            return call.command, None
+        if call.reply.log_error:
+            log.warning("poracle-gate on %s could not write its log: %s", server.name, call.reply.log_error)
+        processes = "; ".join(map(describe_process, call.reply.processes))
+        log.info("poracle-gate on %s restarted %s", server.name, processes or "no process")
+        return replace(call.command, output=clean_output("\n".join(call.reply.output))), call.reply
 
     async def _audit(self, result: RestartResult, started: datetime) -> None:
         try:

@@ -15,7 +15,7 @@ from discord.utils import format_dt
 from bot.config import ServerConfig
 from bot.core.health import HealthResult
 from bot.core.monitor import Event, Outage, Recovery, Reminder
-from bot.core.service import RestartResult
+from bot.core.service import RestartResult, restart_request
 from bot.core.store import HistoryEntry, Origin, RestartRecord, ServerHistory
 from bot.core.watchdog import StatusReport
 
@@ -33,6 +33,7 @@ MAX_FIELDS = 25
 DESCRIPTION_LIMIT = 4096
 EMBED_LIMIT = 6000
 FIELD_LIMIT = 1024
+PROCESSES_LIMIT = 400  # of a restart result's field: the gate's list of restarted processes
 
 
 def duration(delta: timedelta) -> str:
@@ -156,7 +157,7 @@ def restart_prompt_embed(servers: Sequence[ServerConfig], timeout: float) -> dis
     )
     for server in servers[:MAX_FIELDS]:
         embed.add_field(
-            name=server.name, value=f"`{server.ssh_target}`\n{code_block(server.restart_cmd, 500)}", inline=False
+            name=server.name, value=f"`{server.ssh_target}`\n{code_block(restart_request(server), 500)}", inline=False
         )
     if len(servers) > MAX_FIELDS:
         embed.set_footer(text=f"…and {len(servers) - MAX_FIELDS} more")
@@ -176,6 +177,13 @@ def _result_value(result: RestartResult, output_room: int) -> str:
         answer = "yes" if result.health.online else f"no ({result.health.reason})"
         lines.append(f"Answers its health check again: **{answer}**")
     value = "\n".join(lines)
+    processes = result.process_lines()
+    if processes and output_room > 50:  # pm2 names are remote text: shown as code, a long list cut
+        block = code_block("\n".join(processes), min(PROCESSES_LIMIT, output_room))
+        value += "\n" + block
+        output_room -= len(block)
+    elif processes:  # no room left by the other servers' results: how many, at least
+        value += f"\n{len(processes)} pm2 process(es) restarted"
     if result.command is not None and result.command.output and output_room > 50:
         value += "\n" + code_block(result.command.output, min(FIELD_LIMIT - len(value) - 1, output_room))
     return value
