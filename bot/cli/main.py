@@ -1,4 +1,4 @@
-"""The command line: `poracle-bot check | restart | config | run | doctor | trust | healthcheck`."""
+"""The command line: `poracle-bot check | restart | config | run | doctor | trust | gate | healthcheck`."""
 
 from __future__ import annotations
 
@@ -126,6 +126,13 @@ async def _trust(settings: Settings, target: str, assume_yes: bool) -> int:
     return await trust_servers(settings, settings.select(target), assume_yes=assume_yes, confirm=_confirm)
 
 
+def _gate(settings: Settings, node: str | None) -> int:
+    from bot.cli.gate import instructions
+
+    print(instructions(settings, node))
+    return 0
+
+
 def heartbeat_max_age(settings: Settings) -> timedelta:
     """How old the last monitor round may be while the bot still counts as working.
 
@@ -178,8 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
     trust = commands.add_parser("trust", help="show servers' SSH host key fingerprints and pin them in known_hosts")
     trust.add_argument("server", metavar="NAME", nargs="?", default=ALL, help=f"a server name, or '{ALL}' (default)")
     trust.add_argument("-y", "--yes", action="store_true", help="pin (or replace a changed key) without asking")
+    gate = commands.add_parser(
+        "gate", help="print how to limit the bot's SSH key to poracle-gate on each server; connects nowhere"
+    )
+    gate.add_argument("--program", action="store_true", help="print only the gate program (needs no configuration)")
+    gate.add_argument(
+        "--node", type=_node_path, metavar="PATH", help="node's full path on the servers, when SSH commands lack it"
+    )
     commands.add_parser("healthcheck", help="exit 0 only while the running bot is connected and monitoring")
     return parser
+
+
+def _node_path(value: str) -> str:
+    from bot.cli.gate import node_path
+
+    try:
+        return node_path(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,6 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.cli.doctor import run_doctor
 
             return asyncio.run(run_doctor(env))
+        if args.command == "gate" and args.program:  # the program alone: before any configuration is read
+            from bot.gate import program_text
+
+            sys.stdout.write(program_text())
+            return 0
         settings = load_settings(env)
         for warning in access_warnings(settings):
             log.warning("%s", warning)
@@ -202,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": lambda: _config(settings),
             "run": lambda: _run(settings),
             "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes)),
+            "gate": lambda: _gate(settings, args.node),
             "healthcheck": lambda: _healthcheck(settings),
         }
         return handlers[args.command]()
