@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
+from bot.core.gate_protocol import parse_processes, processes_command
 from bot.core.service import RestartResult
-from bot.core.ssh import CommandOutcome
+from bot.core.ssh import CommandOutcome, SshRunner
 from tests.support.fixtures import TESTER, open_service
 from tests.support.gate import GATE, SECRETS, World, bot_env, key_options, old_gate
 from tests.support.local_http import HttpServer
@@ -102,3 +103,14 @@ async def test_a_gate_that_does_not_answer_in_time_is_stopped(
     result = await restart(bot_env(server, tmp_path, api.url, PORACLE_SSH_TIMEOUT="1"))
     assert result.word == "timed out" and result.gate is None
     assert result.reason == "no result within 1 s; the command was stopped"
+
+
+async def test_a_verb_that_only_reads_needs_no_pty(world: World, sshd_factory: SshdFactory, tmp_path: Path) -> None:
+    server = sshd_factory(authorized_options=f'restrict,command="{GATE}"', force_command=False, extra_env=world.env)
+    settings = load_settings(bot_env(server, tmp_path, world.api))
+    call = await SshRunner(settings).gate(settings.servers[0], processes_command(), parse_processes, 20, pty=False)
+    assert call.command.succeeded, call
+    assert call.reply is not None
+    assert {(p.name, p.pid) for p in call.reply.processes} == {
+        (a.name, world.pid(a)) for a in (world.alpha, world.beta)
+    }
