@@ -11,21 +11,24 @@ COPY bot ./bot
 RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir .
 
 FROM python:3.12.11-slim-bookworm
+# HOME: setpriv keeps root's environment, and asyncssh looks into ~/.ssh when it connects: under root's
+# HOME (/root, mode 0700) that fails with "Permission denied" before a packet is sent. /app is the bot's own.
 ENV PATH=/venv/bin:$PATH \
+    HOME=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # The bot runs as this unprivileged user; the entrypoint starts as root only to prepare the SSH key.
 RUN groupadd --gid 1000 poracle \
     && useradd --uid 1000 --gid poracle --home-dir /app --no-create-home --shell /usr/sbin/nologin poracle \
     && mkdir -p /app/data \
-    && chown poracle:poracle /app/data
+    && chown poracle:poracle /app /app/data
 COPY --from=build /venv /venv
 COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint
 WORKDIR /app
 # known_hosts (pinned server keys), the database and the heartbeat file live here.
 VOLUME ["/app/data"]
 # Healthy only while the bot is connected to Discord and its monitor finished a round recently (see
-# `heartbeat_max_age` in bot/cli.py). Runs as the bot's user: it only reads /app/data/heartbeat.json.
+# `heartbeat_max_age` in bot/cli/main.py). Runs as the bot's user: it only reads /app/data/heartbeat.json.
 # start-period: logging in and the first round of checks; retries: one gateway reconnect is not an outage.
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
     CMD ["setpriv", "--reuid=poracle", "--regid=poracle", "--clear-groups", "poracle-bot", "healthcheck"]
