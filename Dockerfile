@@ -17,7 +17,7 @@ ENV PATH=/venv/bin:$PATH \
     HOME=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# The bot runs as this unprivileged user; the entrypoint starts as root only to prepare the SSH key.
+# The bot runs as this unprivileged user; the entrypoint starts as root only to prepare the SSH keys.
 RUN groupadd --gid 1000 poracle \
     && useradd --uid 1000 --gid poracle --home-dir /app --no-create-home --shell /usr/sbin/nologin poracle \
     && mkdir -p /app/data \
