@@ -1,14 +1,22 @@
-# syntax=docker/dockerfile:1
 # poracle-bot: checks and restarts PoracleJS servers from Discord. See README.md.
-# The base image is pinned to one Python release and Debian release: a rebuild gives the same runtime.
+# The base image is pinned to one Python release and Debian release, and requirements.lock pins every
+# package by version and hash (docker/update-lock makes it): a rebuild gives the same runtime.
 
 FROM python:3.12.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+# A mirror of PyPI, for a machine that cannot reach PyPI itself: the lock's hashes still pin every file.
+ARG PIP_INDEX_URL
 WORKDIR /src
+# One virtual environment: the runtime stage copies this directory and nothing of the build.
+# The locked packages come first, in their own layer: a change to the bot alone does not download them again.
+COPY requirements.lock ./
+RUN python3 -m venv /venv \
+    && /venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
-# One virtual environment: the runtime stage copies this directory and nothing of the build.
-RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir .
+# The bot: built by the locked setuptools, nothing fetched; `pip check` fails if the lock lacks a dependency.
+RUN /venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation --no-index . \
+    && /venv/bin/pip check
 
 FROM python:3.12.11-slim-bookworm
 # HOME: setpriv keeps root's environment, and asyncssh looks into ~/.ssh when it connects: under root's
