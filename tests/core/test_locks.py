@@ -1,5 +1,5 @@
 """The cross-process lock on real files with the real flock(2), in this process and in others (also as an
-unprivileged user)."""
+unprivileged user); how the service keys restarts and words a refusal."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from bot.config import ServerConfig
 from bot.core.locks import HeldLock, Holder, LockDir, Locked, LockError
+from bot.core.service import refusal_reason, restart_lock_key
 
 KEY = "restart-root@127.0.0.1:22"
 SINCE = datetime(2025, 6, 1, 14, 2, 3, tzinfo=UTC)
@@ -102,6 +104,9 @@ async def test_a_lock_held_without_a_record_is_refused_after_the_settle_time(loc
     refused = await LockDir(locks.directory, settle=0.2).acquire(KEY, ALICE)
     assert time.monotonic() - started >= 0.2
     assert refused == Locked(KEY, None)
+    assert (
+        refusal_reason("Main", refused) == "a restart of this server is already running (its holder could not be read)"
+    )
 
 
 async def test_a_crashed_holders_record_is_not_believed(locks: LockDir) -> None:
@@ -196,3 +201,36 @@ def test_an_unprivileged_user_makes_and_shares_the_locks_in_a_data_dir_it_owns()
         assert stat.S_IMODE(made.st_mode) & 0o022 == 0
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+# -- how the service keys a restart and words a refusal
+
+
+def server(host: str, user: str = "root", port: int = 22) -> ServerConfig:
+    return ServerConfig(
+        index=1, name="Main", host=host, api="http://192.0.2.1", ssh_user=user, ssh_port=port, ssh_key_path=Path("k")
+    )
+
+
+def test_the_restart_lock_is_per_ssh_target_however_its_host_is_spelt() -> None:
+    assert restart_lock_key(server("Poracle.Example.COM.")) == restart_lock_key(server("poracle.example.com"))
+    assert restart_lock_key(server("0:0::1")) == restart_lock_key(server("::1")) == "restart-root@::1:22"
+    assert restart_lock_key(server("192.0.2.7")) == "restart-root@192.0.2.7:22"
+    keys = {restart_lock_key(s) for s in (server("192.0.2.7"), server("192.0.2.7", "pm2"), server("192.0.2.7", port=2))}
+    assert len(keys) == 3  # another user has another pm2; another port may be another machine
+
+
+def test_a_refusal_names_the_holder_and_what_it_restarts() -> None:
+    assert refusal_reason("Main", Locked(KEY, ALICE)) == (
+        "a restart of this server is already running, started by alice (123) in Discord at 14:02:03 UTC"
+    )
+    assert refusal_reason("Backup", Locked(KEY, ROOT)) == (
+        "a restart of this server is already running, started by root on the command line (pid 4242) at 14:02:03 UTC"
+    )
+    assert refusal_reason("Other", Locked(KEY, ROOT)) == (
+        "a restart of Main, Backup on the same SSH target is already running, started by root on the command "
+        "line (pid 4242) at 14:02:03 UTC"
+    )
+    many = Holder("bob (7) in Discord", ("A", "B", "C", "D", "E"), SINCE)
+    assert refusal_reason("Z", Locked(KEY, many)).startswith("a restart of A, B, C and 2 more on the same SSH target")
+    assert refusal_reason("Main", None) == "a restart of this server is already running"
