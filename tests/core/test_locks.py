@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import multiprocessing
 import os
 import shutil
 import stat
@@ -22,12 +21,12 @@ import pytest
 from bot.config import ServerConfig
 from bot.core.locks import HeldLock, Holder, LockDir, Locked, LockError
 from bot.core.service import refusal_reason, restart_lock_key
+from tests.support.unprivileged import FORK, UNPRIVILEGED, become_unprivileged
 
 KEY = "restart-root@127.0.0.1:22"
 SINCE = datetime(2025, 6, 1, 14, 2, 3, tzinfo=UTC)
 ALICE = Holder("alice (123) in Discord", ("Main",), SINCE)
 ROOT = Holder("root on the command line (pid 4242)", ("Main", "Backup"), SINCE, pid=4242)
-UNPRIVILEGED = 1000  # the uid the Docker image runs the bot as (owner of /app/data)
 
 
 @pytest.fixture
@@ -147,10 +146,7 @@ def test_a_record_that_is_not_one_names_nobody(raw: bytes) -> None:
 def _take_and_report(directory: str, who: str, pipe: Connection, hold: bool) -> None:
     """A child process: become the unprivileged user, try the lock, say what happened; if it got the lock
     and `hold`, keep it until the parent says so."""
-    if os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(UNPRIVILEGED)
-        os.setuid(UNPRIVILEGED)
+    become_unprivileged()
 
     async def run() -> None:
         taken = await LockDir(Path(directory)).acquire(KEY, Holder(who, ("Main",), SINCE))
@@ -166,7 +162,7 @@ def _take_and_report(directory: str, who: str, pipe: Connection, hold: bool) -> 
 
 
 def test_an_unprivileged_user_makes_and_shares_the_locks_in_a_data_dir_it_owns() -> None:
-    fork = multiprocessing.get_context("fork")  # the child needs no interpreter of its own (root's pyenv)
+    fork = FORK
     data = Path(tempfile.mkdtemp(prefix="poracle-locks-"))
     try:
         if os.geteuid() == 0:

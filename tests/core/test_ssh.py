@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +21,7 @@ from bot.core.store import Origin, Store
 from tests.support.fixtures import TESTER, SlowRestart, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port
 from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, trust, wait_remote_processes_gone
+from tests.support.unprivileged import UNPRIVILEGED, run_unprivileged
 
 
 def make_settings(
@@ -523,3 +527,33 @@ async def test_a_key_restricted_without_pty_gets_a_reason_that_names_the_fix(
     assert result.outcome is CommandOutcome.CONNECTION_ERROR
     assert "refused a terminal" in result.reason and "restrict,pty" in result.reason
     assert not marker.exists()
+
+
+def _run_with_home(settings: Settings, command: str) -> tuple[str, str]:
+    """In the unprivileged child: run `command` on the first server; the outcome and its reason."""
+    result = asyncio.run(SshRunner(settings).run(settings.servers[0], command, 20))
+    return result.outcome.value, result.reason
+
+
+def test_the_ssh_client_needs_nothing_from_home_as_an_unprivileged_user(sshd: SshServer) -> None:
+    """The Docker image's user once kept HOME=/root: asyncssh looked into ~/.ssh on connect and stopped with
+    "cannot connect: Permission denied" before a packet left. Nothing of the bot's comes from HOME."""
+    own = Path(tempfile.mkdtemp(prefix="poracle-unprivileged-"))  # not under pytest's root-only tmp dirs
+    try:
+        key = own / "key"
+        shutil.copy(sshd.client_key, key)
+        known_hosts = sshd.write_known_hosts(own / "known_hosts")
+        if os.geteuid() == 0:
+            for path in (own, key, known_hosts):
+                os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
+        key.chmod(0o600)
+        settings = make_settings(sshd, known_hosts, "http://127.0.0.1:9", "true", PORACLE_SSH_KEY_PATH=str(key))
+        home = own / "someone-elses-home"  # as /root is to uid 1000: no way in
+        (home / ".ssh").mkdir(parents=True)
+        home.chmod(0o700)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HOME", str(home))
+            outcome = run_unprivileged(_run_with_home, settings, "echo hello")
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+    assert outcome == ("succeeded", "exit code 0")
