@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
+EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: refused while another restart runs there; try again later
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
@@ -112,7 +113,9 @@ async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
     finally:
         store.close()
     print("\n".join(describe_restart(result) for result in results))
-    return 0 if all(result.succeeded for result in results) else 1
+    if all(result.succeeded for result in results):
+        return 0
+    return EXIT_BUSY if all(result.succeeded or result.busy for result in results) else 1
 
 
 def _config(settings: Settings) -> int:

@@ -185,9 +185,12 @@ class SshRunner:
                     client_factory=lambda: checker,
                     known_hosts=known_hosts,
                     client_keys=[key],
-                    # Nothing from the environment: no ~/.ssh/config, no agent, no password or keyboard prompts.
+                    # Nothing from the environment: no ~/.ssh/config, no agent, no password or keyboard prompts,
+                    # and no X.509 trust files from ~/.ssh (reading them fails where HOME is not the bot's own).
                     config=None,
                     agent_path=None,
+                    x509_trusted_certs=None,
+                    x509_trusted_cert_paths=None,
                     password=None,
                     kbdint_auth=False,
                     gss_auth=False,

@@ -24,11 +24,3 @@ def is_admin(interaction: discord.Interaction, admin_role_ids: frozenset[int]) -
     """Decided from the member data Discord sends with this very interaction, never from a cache of old ones."""
     user = interaction.user
     return isinstance(user, discord.Member) and any(role.id in admin_role_ids for role in user.roles)
-
-
-async def reply_privately(interaction: discord.Interaction, message: str) -> None:
-    """An ephemeral answer, whether or not the interaction was already answered."""
-    if interaction.response.is_done():
-        await interaction.followup.send(message, ephemeral=True)
-    else:
-        await interaction.response.send_message(message, ephemeral=True)

@@ -6,10 +6,10 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
-from discord.utils import MISSING
 
 from bot.core.monitor import Recovery
 from bot.core.watchdog import Alert
+from bot.discord_bot import outgoing
 from bot.discord_bot.channels import ConfiguredChannel, PostableChannel
 from bot.discord_bot.embeds import alert_embed
 from bot.discord_bot.views import RestartButton
@@ -52,12 +52,7 @@ class AlertChannel:
             return False
 
         async def send(channel: PostableChannel) -> bool:
-            await channel.send(
-                content=content,
-                embed=embed if embed is not None else MISSING,
-                view=view if view is not None else MISSING,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            await outgoing.post(channel, content=content, embeds=[] if embed is None else [embed], view=view)
             return True
 
         return await self.channel.attempt(send) is True

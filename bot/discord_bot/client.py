@@ -15,10 +15,11 @@ from bot.config import ConfigError, Settings
 from bot.core.service import PoracleService
 from bot.core.store import Store, StoreError
 from bot.core.watchdog import Watchdog
-from bot.discord_bot.access import REFUSAL, reply_privately, who
+from bot.discord_bot.access import REFUSAL, who
 from bot.discord_bot.alerts import AlertChannel
 from bot.discord_bot.commands import PoracleCommands
 from bot.discord_bot.live_status import LiveStatus
+from bot.discord_bot.outgoing import reply_privately
 from bot.discord_bot.views import RestartButton
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ALL, ServerConfig, UnknownServer
-from bot.discord_bot.access import is_admin, reply_privately, who
+from bot.discord_bot import limits, outgoing
+from bot.discord_bot.access import is_admin, who
 from bot.discord_bot.embeds import history_embeds, mute_embed, status_embeds
 from bot.discord_bot.views import confirm_restart, show_pages
 
@@ -40,7 +41,7 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
             return self.bot.settings.select(target)
         except UnknownServer as exc:
             message = str(exc)  # not .capitalize(): it would lower-case the server names
-            await reply_privately(interaction, message[:1].upper() + message[1:])
+            await outgoing.reply_privately(interaction, message[:1].upper() + message[1:])
             return None
 
     @app_commands.command(name="status", description="Show whether each PoracleJS server is online")
@@ -49,9 +50,9 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
         await interaction.response.defer(thinking=True)
         results = await self.bot.service.check_all()
         first, *rest = status_embeds(await self.bot.watchdog.status(results))
-        await interaction.edit_original_response(embed=first)
+        await outgoing.edit_response(interaction, embeds=[first])
         for embed in rest:
-            await interaction.followup.send(embed=embed)
+            await outgoing.follow_up(interaction, embeds=[embed])
         log.info(
             "Status shown to %s: %d/%d online", who(interaction.user), sum(r.online for r in results), len(results)
         )
@@ -70,7 +71,7 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
             return []
         names = [server.name for server in self.bot.settings.servers] + [ALL]
         wanted = current.casefold()
-        return [app_commands.Choice(name=name, value=name) for name in names if wanted in name.casefold()][:25]
+        return limits.choices(name for name in names if wanted in name.casefold())
 
     @app_commands.command(name="history", description="The latest restarts and outages")
     @app_commands.describe(server=f"One server, or '{ALL}' (the default)")
@@ -97,7 +98,7 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
         until = discord.utils.utcnow() + timedelta(minutes=minutes)
         await asyncio.to_thread(self.bot.store.mute, names, until, who(interaction.user))
         log.info("Muted %s until %s by %s", ", ".join(names), until.isoformat(), who(interaction.user))
-        await interaction.response.send_message(embed=mute_embed(names, until, interaction.user))
+        await outgoing.respond(interaction, embeds=[mute_embed(names, until, interaction.user)])
 
     @app_commands.command(name="unmute", description="Post a server's alerts again")
     @app_commands.describe(server=f"The server to unmute, or '{ALL}'")
@@ -109,4 +110,4 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
         names = [s.name for s in servers]
         await asyncio.to_thread(self.bot.store.unmute, names)
         log.info("Unmuted %s by %s", ", ".join(names), who(interaction.user))
-        await interaction.response.send_message(embed=mute_embed(names, None, interaction.user))
+        await outgoing.respond(interaction, embeds=[mute_embed(names, None, interaction.user)])

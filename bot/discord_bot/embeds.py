@@ -1,7 +1,7 @@
 """Pure functions from results to `discord.Embed`: no I/O, so every message can be tested on its own.
 
-Discord's limits shape them: 25 fields, 256-character field names, 1024-character field values,
-4096-character descriptions and 6000 characters per embed.
+Discord's limits (bot/discord_bot/limits.py) shape them: they aim to fit (compact lines past 25 servers,
+outputs sharing the room left); outgoing.py's `fit` makes sure of it whatever the names and outputs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bot.core.monitor import Event, Outage, Recovery, Reminder
 from bot.core.service import RestartResult, restart_request
 from bot.core.store import HistoryEntry, Origin, RestartRecord, ServerHistory
 from bot.core.watchdog import StatusReport
+from bot.discord_bot.limits import DESCRIPTION, EMBED_TOTAL, FIELD_VALUE, FIELDS
 
 GREEN = discord.Colour.green()
 ORANGE = discord.Colour.orange()
@@ -29,10 +30,6 @@ ONLINE = "🟢"
 OFFLINE = "🔴"
 MUTED = "🔇"
 RESTART = "🔁"
-MAX_FIELDS = 25
-DESCRIPTION_LIMIT = 4096
-EMBED_LIMIT = 6000
-FIELD_LIMIT = 1024
 PROCESSES_LIMIT = 400  # of a restart result's field: the gate's list of restarted processes
 
 
@@ -46,7 +43,7 @@ def duration(delta: timedelta) -> str:
     return text if days or hours else f"{text} {seconds} s".strip()
 
 
-def code_block(text: str, limit: int = FIELD_LIMIT) -> str:
+def code_block(text: str, limit: int = FIELD_VALUE) -> str:
     """Remote output as a code block: cannot break out of it, and never longer than `limit`."""
     text = text.replace("```", "`\u200b``")
     room = limit - len("```\n\n```")
@@ -117,17 +114,17 @@ def status_embeds(report: StatusReport) -> list[discord.Embed]:
         return [now, *_history_parts(histories.get(result.server), mutes.get(result.server))]
 
     embed = discord.Embed(title=title, colour=colour, timestamp=checked)
-    if len(results) <= MAX_FIELDS:
+    if len(results) <= FIELDS:
         for result in results:
-            embed.add_field(name=result.server, value="\n".join(parts(result))[:FIELD_LIMIT], inline=False)
+            embed.add_field(name=result.server, value="\n".join(parts(result)), inline=False)
     # Fields while they fit (25 of them, 6000 characters in all), else compact lines.
-    if len(results) <= MAX_FIELDS and len(embed) + len("Checked") <= EMBED_LIMIT:
+    if len(results) <= FIELDS and len(embed) + len("Checked") <= EMBED_TOTAL:
         embeds = [embed]
     else:
         lines = [f"**{r.server}**: {' · '.join(parts(r))}" for r in results]
         embeds = [
             discord.Embed(title=title if i == 0 else None, description=chunk, colour=colour, timestamp=checked)
-            for i, chunk in enumerate(_chunks(lines, DESCRIPTION_LIMIT))
+            for i, chunk in enumerate(_chunks(lines, DESCRIPTION))
         ]
     embeds[-1].set_footer(text="Checked")
     return embeds
@@ -155,12 +152,12 @@ def restart_prompt_embed(servers: Sequence[ServerConfig], timeout: float) -> dis
         description=f"Press **Confirm** within {timeout:.0f} s to run the restart command over SSH.",
         colour=ORANGE,
     )
-    for server in servers[:MAX_FIELDS]:
+    for server in servers[:FIELDS]:
         embed.add_field(
             name=server.name, value=f"`{server.ssh_target}`\n{code_block(restart_request(server), 500)}", inline=False
         )
-    if len(servers) > MAX_FIELDS:
-        embed.set_footer(text=f"…and {len(servers) - MAX_FIELDS} more")
+    if len(servers) > FIELDS:
+        embed.set_footer(text=f"…and {len(servers) - FIELDS} more")
     return embed
 
 
@@ -185,7 +182,7 @@ def _result_value(result: RestartResult, output_room: int) -> str:
     elif processes:  # no room left by the other servers' results: how many, at least
         value += f"\n{len(processes)} pm2 process(es) restarted"
     if result.command is not None and result.command.output and output_room > 50:
-        value += "\n" + code_block(result.command.output, min(FIELD_LIMIT - len(value) - 1, output_room))
+        value += "\n" + code_block(result.command.output, min(FIELD_VALUE - len(value) - 1, output_room))
     return value
 
 
@@ -197,13 +194,13 @@ def restart_result_embed(results: Sequence[RestartResult]) -> discord.Embed:
     else:
         title = f"Restart of {len(results)} servers: {succeeded} restarted"
     embed = discord.Embed(title=title, colour=colour, timestamp=discord.utils.utcnow())
-    shown = results[:MAX_FIELDS]
+    shown = results[:FIELDS]
     # Share what is left of the 6000 characters between the outputs, so `all` still fits one embed.
-    output_room = (EMBED_LIMIT - 500 - 200 * len(shown)) // max(1, len(shown))
+    output_room = (EMBED_TOTAL - 500 - 200 * len(shown)) // max(1, len(shown))
     for result in shown:
         embed.add_field(name=result.server, value=_result_value(result, output_room), inline=False)
-    if len(results) > MAX_FIELDS:
-        embed.set_footer(text=f"…and {len(results) - MAX_FIELDS} more; see the log")
+    if len(results) > FIELDS:
+        embed.set_footer(text=f"…and {len(results) - FIELDS} more; see the log")
     return embed
 
 
@@ -215,7 +212,7 @@ def restart_announcement(results: Sequence[RestartResult], user: discord.abc.Use
 def outage_embed(event: Outage | Reminder) -> discord.Embed:
     still = "still " if isinstance(event, Reminder) else ""
     embed = discord.Embed(title=f"{OFFLINE} {event.server} is {still}offline", colour=RED, timestamp=event.since)
-    embed.add_field(name="Reason", value=event.reason[:FIELD_LIMIT], inline=False)
+    embed.add_field(name="Reason", value=event.reason, inline=False)
     embed.add_field(name="Down since", value=f"{format_dt(event.since, 'f')} ({format_dt(event.since, 'R')})")
     embed.set_footer(text="offline")
     return embed
@@ -236,23 +233,23 @@ def alert_embed(events: Sequence[Event]) -> discord.Embed:
         return recovery_embed(first) if isinstance(first, Recovery) else outage_embed(first)
     names = ", ".join(event.server for event in events)
     if isinstance(first, Recovery):
-        embed = discord.Embed(title=f"{ONLINE} Online again: {names}"[:256], colour=GREEN, timestamp=first.recovered_at)
+        embed = discord.Embed(title=f"{ONLINE} Online again: {names}", colour=GREEN, timestamp=first.recovered_at)
         embed.set_footer(text="online")
     else:
         still = "Still offline" if isinstance(first, Reminder) else "Offline"
-        embed = discord.Embed(title=f"{OFFLINE} {still}: {names}"[:256], colour=RED, timestamp=first.since)
+        embed = discord.Embed(title=f"{OFFLINE} {still}: {names}", colour=RED, timestamp=first.since)
         embed.set_footer(text="offline")
-    for event in events[:MAX_FIELDS]:
+    for event in events[:FIELDS]:
         if isinstance(event, Recovery):
             value = f"**online** · down for {duration(event.downtime)}"
         else:
             value = f"**offline** · {event.reason} · down since {format_dt(event.since, 'R')}"
-        embed.add_field(name=event.server, value=value[:FIELD_LIMIT], inline=False)
+        embed.add_field(name=event.server, value=value, inline=False)
     return embed
 
 
 HISTORY_PAGE = 10  # entries a page: each line is at most HISTORY_LINE long, so a page fits a description
-HISTORY_LINE = DESCRIPTION_LIMIT // HISTORY_PAGE - 1
+HISTORY_LINE = DESCRIPTION // HISTORY_PAGE - 1
 
 
 def _history_line(entry: HistoryEntry) -> str:
@@ -283,10 +280,10 @@ def mute_embed(servers: Sequence[str], until: datetime | None, by: discord.abc.U
     """The answer to /poracle mute (`until` set) and /poracle unmute (`until` None)."""
     names = ", ".join(servers)
     if until is None:
-        embed = discord.Embed(title=f"🔔 Alerts on again: {names}"[:256], colour=GREEN)
+        embed = discord.Embed(title=f"🔔 Alerts on again: {names}", colour=GREEN)
         embed.description = f"Unmuted by {by.mention}."
     else:
-        embed = discord.Embed(title=f"{MUTED} Muted: {names}"[:256], colour=GREY)
+        embed = discord.Embed(title=f"{MUTED} Muted: {names}", colour=GREY)
         embed.description = (
             f"No alerts until {format_dt(until, 'f')} ({format_dt(until, 'R')}), or `/poracle unmute`; "
             f"the checks go on. Muted by {by.mention}."

@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Self
 import discord
 
 from bot.config import ServerConfig
-from bot.discord_bot.access import REFUSAL, is_admin, reply_privately, requester, who
+from bot.core.service import refusal_reason
+from bot.discord_bot import outgoing
+from bot.discord_bot.access import REFUSAL, is_admin, requester, who
 from bot.discord_bot.embeds import BLURPLE, GREY, restart_announcement, restart_prompt_embed, restart_result_embed
 from bot.discord_bot.embeds import restart_state_embed as state_embed
+from bot.discord_bot.limits import BUTTON_LABEL, cut
 
 if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
@@ -32,10 +35,10 @@ class OwnedView(discord.ui.View):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if not is_admin(interaction, self.admin_role_ids):
-            await reply_privately(interaction, REFUSAL)
+            await outgoing.reply_privately(interaction, REFUSAL)
             return False
         if interaction.user.id != self.owner.id:
-            await reply_privately(interaction, f"Only {self.owner.mention} can {self.action}.")
+            await outgoing.reply_privately(interaction, f"Only {self.owner.mention} can {self.action}.")
             return False
         return True
 
@@ -60,7 +63,7 @@ class ConfirmView(OwnedView):
         self.value = value
         self.stop()
         # Disable the buttons in the click's own answer, so nobody can press twice.
-        await interaction.response.edit_message(view=self.disable())
+        await outgoing.update_clicked(interaction, view=self.disable())
 
     @discord.ui.button(label="Confirm", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmView]) -> None:
@@ -75,24 +78,28 @@ async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers:
     """Ask the admin to confirm, then restart and show the result. Both entry points use this flow."""
     bot = interaction.client
     service = bot.service
-    if len(servers) == 1 and service.is_restarting(servers[0]):
-        await reply_privately(interaction, f"**{servers[0].name}** is already restarting; wait for that to finish.")
+    running = service.running_restart(servers[0]) if len(servers) == 1 else None
+    if running is not None:  # in this bot or another process: the command line, a second bot
+        reason = refusal_reason(servers[0].name, running)
+        await outgoing.reply_privately(
+            interaction, f"**{servers[0].name}** is already restarting ({reason}); wait for that to finish."
+        )
         return
     view = ConfirmView(interaction.user, bot.settings.discord_admin_role_ids, bot.confirm_timeout)
-    await interaction.response.send_message(embed=restart_prompt_embed(servers, bot.confirm_timeout), view=view)
+    await outgoing.respond(interaction, embeds=[restart_prompt_embed(servers, bot.confirm_timeout)], view=view)
     await view.wait()
     names = ", ".join(server.name for server in servers)
     if view.value is None:
         log.info("Restart of %s by %s expired unanswered", names, who(interaction.user))
-        await interaction.edit_original_response(embed=state_embed(servers, "expired", GREY), view=view.disable())
+        await outgoing.edit_response(interaction, embeds=[state_embed(servers, "expired", GREY)], view=view.disable())
         return
     if not view.value:
         log.info("Restart of %s cancelled by %s", names, who(interaction.user))
-        await interaction.edit_original_response(embed=state_embed(servers, "cancelled", GREY), view=None)
+        await outgoing.edit_response(interaction, embeds=[state_embed(servers, "cancelled", GREY)], view=None)
         return
-    await interaction.edit_original_response(embed=state_embed(servers, "restarting...", BLURPLE), view=None)
+    await outgoing.edit_response(interaction, embeds=[state_embed(servers, "restarting...", BLURPLE)], view=None)
     results = await service.restart_many(servers, requester(interaction.user))
-    await interaction.edit_original_response(embed=restart_result_embed(results))
+    await outgoing.edit_response(interaction, embeds=[restart_result_embed(results)])
     await bot.alerts.post(content=restart_announcement(results, interaction.user))
 
 
@@ -117,7 +124,7 @@ class PagerView(OwnedView):
         # Clamped: a double press on the last page's Next, sent before the edit arrived, stays there.
         self.page = min(max(self.page + step, 0), len(self.pages) - 1)
         self._enable()
-        await interaction.response.edit_message(embed=self.pages[self.page], view=self)
+        await outgoing.update_clicked(interaction, embeds=[self.pages[self.page]], view=self)
 
     @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
     async def previous_page(self, interaction: discord.Interaction, button: discord.ui.Button[PagerView]) -> None:
@@ -131,14 +138,14 @@ class PagerView(OwnedView):
 async def show_pages(interaction: discord.Interaction[PoracleBot], pages: Sequence[discord.Embed]) -> None:
     """The first page, with Previous / Next when there are more; the buttons are disabled when they expire."""
     if len(pages) == 1:
-        await interaction.response.send_message(embed=pages[0])
+        await outgoing.respond(interaction, embeds=[pages[0]])
         return
     bot = interaction.client
     view = PagerView(pages, interaction.user, bot.settings.discord_admin_role_ids, bot.pager_timeout)
-    await interaction.response.send_message(embed=pages[0], view=view)
+    await outgoing.respond(interaction, embeds=[pages[0]], view=view)
     await view.wait()
     try:
-        await interaction.edit_original_response(view=view.disable())
+        await outgoing.edit_response(interaction, view=view.disable())
     except discord.HTTPException as exc:  # deleted meanwhile: nothing left to disable
         log.info("Could not disable the expired pager: %s %s", exc.status, exc.text)
 
@@ -152,7 +159,7 @@ class RestartButton(
         # The label only matters when the alert is sent; a click is resolved from the custom id alone.
         super().__init__(
             discord.ui.Button(
-                label=f"Restart {label}"[:80] if label else "Restart",
+                label=cut(f"Restart {label}", BUTTON_LABEL) if label else "Restart",
                 style=discord.ButtonStyle.danger,
                 custom_id=f"poracle:restart:{index}",
             )
@@ -167,17 +174,17 @@ class RestartButton(
 
     async def interaction_check(self, interaction: discord.Interaction[PoracleBot]) -> bool:  # type: ignore[override]
         if not is_admin(interaction, interaction.client.settings.discord_admin_role_ids):
-            await reply_privately(interaction, REFUSAL)
+            await outgoing.reply_privately(interaction, REFUSAL)
             return False
         return True
 
     async def callback(self, interaction: discord.Interaction[PoracleBot]) -> None:  # type: ignore[override]
         server = next((s for s in interaction.client.settings.servers if s.index == self.index), None)
         if server is None:
-            await reply_privately(interaction, "That server is no longer configured.")
+            await outgoing.reply_privately(interaction, "That server is no longer configured.")
             return
         try:
             await confirm_restart(interaction, [server])
         except Exception:
             log.exception("Restart button for %s failed", server.name)
-            await reply_privately(interaction, "Something went wrong; the error was logged.")
+            await outgoing.reply_privately(interaction, "Something went wrong; the error was logged.")

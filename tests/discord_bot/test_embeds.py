@@ -15,7 +15,6 @@ from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import Origin
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import (
-    EMBED_LIMIT,
     GREEN,
     ORANGE,
     RED,
@@ -26,6 +25,7 @@ from bot.discord_bot.embeds import (
     restart_result_embed,
     status_embeds,
 )
+from bot.discord_bot.limits import EMBED_TOTAL as EMBED_LIMIT
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -116,7 +116,7 @@ def gate_restart(name: str, processes: int, output: str = "") -> RestartResult:
     )
     command = CommandResult(CommandOutcome.SUCCEEDED, "exit code 0", 0, output, 1.5)
     gate = GateRestart(target="all", exit_code=0, output=(), processes=restarted)
-    return RestartResult(name, Requester(Origin.DISCORD, "alice (1)"), command, up(name), gate)
+    return RestartResult(name, Requester(Origin.DISCORD, "alice (1)"), command, up(name), gate=gate)
 
 
 def test_a_gate_restart_shows_each_process_and_its_pids() -> None:

@@ -16,7 +16,8 @@ from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import Origin, RestartRecord, ServerHistory, Store
 from bot.core.watchdog import StatusReport
-from bot.discord_bot.embeds import EMBED_LIMIT, history_embeds, status_embeds
+from bot.discord_bot.embeds import history_embeds, status_embeds
+from bot.discord_bot.limits import EMBED_TOTAL as EMBED_LIMIT
 from tests.discord_bot.test_commands import ask_restart
 from tests.support.cli import cli, write_env
 from tests.support.discord_double import DiscordDouble, InteractionRecord, Message

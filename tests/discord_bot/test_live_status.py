@@ -6,16 +6,12 @@ in place each round; re-used after a bot restart; posted afresh when deleted. Th
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.core.health import HealthResult
 from bot.core.store import Store
-from bot.core.watchdog import StatusReport
-from bot.discord_bot.embeds import EMBED_LIMIT, status_embeds
-from bot.discord_bot.live_status import MAX_EMBEDS, MESSAGE_KEY, one_message
+from bot.discord_bot.live_status import MESSAGE_KEY
 from tests.support.discord_double import DiscordDouble, Message, RequestRecord
 from tests.support.local_http import HttpServer
 from tests.support.world import discord_env, rounds, running_bot, server_env
@@ -124,17 +120,18 @@ async def test_a_forbidden_status_channel_is_logged_and_the_rounds_go_on(
     )
 
 
-@pytest.mark.parametrize("count", [1, 30, 200])
-def test_the_live_status_fits_one_message(count: int) -> None:
-    """A message carries at most 10 embeds and 6000 characters in all; what does not fit is pointed at."""
-    now = datetime.now(UTC)
-    results = [HealthResult(f"server-with-a-long-name-{i:03}", False, now, reason="refused") for i in range(count)]
-    report = StatusReport(tuple(results), dict.fromkeys((r.server for r in results), now))
-    embeds = status_embeds(report)
-    kept = one_message(status_embeds(report))
-    assert sum(len(embed) for embed in kept) <= EMBED_LIMIT and 1 <= len(kept) <= MAX_EMBEDS
-    if len(kept) == len(embeds):
-        assert kept[-1].footer.text == "Checked"
-    else:
-        assert kept[-1].footer.text == "Checked · more in /poracle status"
-    assert (len(kept) < len(embeds)) == (count == 200)
+async def test_the_live_status_of_many_long_named_servers_is_one_message_within_the_limits(
+    discord_double: DiscordDouble, env: dict[str, str], api: HttpServer, status_channel: int
+) -> None:
+    count = 80  # compact lines of 100-character names: more than 6000 characters in all
+    env |= {"PORACLE_HEALTH_TIMEOUT": "10"}
+    for number in range(1, count + 1):
+        env |= server_env(number, f"server-with-a-long-name-{number:03}-" + "x" * 70, api.url)
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        await rounds(bot, 2)
+    (live,) = discord_double.channel_messages(status_channel)
+    assert [r.status for r in discord_double.requests if r.status >= 400] == []  # nothing refused as too long
+    assert len(live.versions) == 2
+    assert 1 <= len(live.embeds) <= 10 and sum(len(e.get("description", "")) for e in live.embeds) <= 6000
+    assert live.embeds[-1]["footer"]["text"] == "Checked · more in /poracle status"
+    assert live.embeds[0]["title"] == f"PoracleJS servers: {count}/{count} online"

@@ -72,11 +72,14 @@ def message_problem(body: JSON, *, creating: bool) -> web.Response | None:
         fields = embed.get("fields") or []
         if len(title) > 256 or len(desc) > 4096 or len(fields) > 25:
             return form_error("embeds", "Embed title/description/fields too long.")
+        footer, author = (embed.get("footer") or {}).get("text", ""), (embed.get("author") or {}).get("name", "")
+        if len(footer) > 2048 or len(author) > 256:
+            return form_error("embeds", "Embed footer/author too long.")
         for f in fields:
             if len(f.get("name", "")) > 256 or len(f.get("value", "")) > 1024 or not f.get("value"):
                 return form_error("embeds", "Embed field name/value invalid.")
             total += len(f.get("name", "")) + len(f.get("value", ""))
-        total += len(title) + len(desc) + len((embed.get("footer") or {}).get("text", ""))
+        total += len(title) + len(desc) + len(footer) + len(author)
     if total > 6000:
         return form_error("embeds", "Embed size exceeds maximum size of 6000.")
     if len(components) > 5 and not (int(body.get("flags") or 0) & IS_COMPONENTS_V2):
@@ -449,6 +452,14 @@ class RestApi:
         if rtype not in allowed:
             return form_error("type", f"Interaction response type {rtype} is invalid for interaction type {rec.type}.")
         msg: Message | None = None
+        if rtype == 8:
+            choices = data.get("choices") or []
+            if len(choices) > 25 or any(
+                not 1 <= len(str(c.get(k, ""))) <= 100 for c in choices for k in ("name", "value")
+            ):
+                return form_error("choices", "Must be 25 or fewer, each name and value 1 to 100 characters.")
+        if rtype == 9 and (len(data.get("title") or "") > 45 or not data.get("title")):
+            return form_error("title", "Must be between 1 and 45 in length.")
         if rtype == 4:
             problem = message_problem({**data, "attachments": self._files(request) or None}, creating=True)
             if problem:

@@ -1,0 +1,87 @@
+"""The one way out: every message the bot sends or edits in Discord goes through here, fitted to Discord's
+limits (limits.fit) whatever names and outputs it holds. tests/discord_bot/test_outgoing.py checks that no
+other module of the front calls discord.py's send or edit methods itself.
+
+Nothing sent here pings anyone: the client's allowed_mentions are none, and posts say so again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+from discord.utils import MISSING
+
+from bot.discord_bot.limits import CONTENT, cut, fit
+
+Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
+
+
+def _embeds(embeds: Sequence[discord.Embed] | None) -> Any:
+    return MISSING if embeds is None else fit(None, embeds).embeds
+
+
+async def respond(
+    interaction: discord.Interaction,
+    *,
+    content: str | None = None,
+    embeds: Sequence[discord.Embed] = (),
+    view: discord.ui.View | None = None,
+    ephemeral: bool = False,
+) -> None:
+    """The first answer to an interaction."""
+    fitted = fit(content, embeds)
+    await interaction.response.send_message(
+        content=fitted.content, embeds=fitted.embeds, view=MISSING if view is None else view, ephemeral=ephemeral
+    )
+
+
+async def reply_privately(interaction: discord.Interaction, text: str) -> None:
+    """An ephemeral answer, whether or not the interaction was already answered."""
+    content = cut(text, CONTENT)
+    if interaction.response.is_done():
+        await interaction.followup.send(content, ephemeral=True)
+    else:
+        await interaction.response.send_message(content, ephemeral=True)
+
+
+async def edit_response(
+    interaction: discord.Interaction, *, embeds: Sequence[discord.Embed] | None = None, view: Any = MISSING
+) -> None:
+    """Edit the interaction's first answer (its "thinking..." or its prompt); `view=None` removes the buttons."""
+    await interaction.edit_original_response(embeds=_embeds(embeds), view=view)
+
+
+async def update_clicked(
+    interaction: discord.Interaction, *, embeds: Sequence[discord.Embed] | None = None, view: Any = MISSING
+) -> None:
+    """Answer a button press by editing the message it was pressed on."""
+    await interaction.response.edit_message(embeds=_embeds(embeds), view=view)
+
+
+async def follow_up(interaction: discord.Interaction, *, embeds: Sequence[discord.Embed]) -> None:
+    """One more message after the interaction's first answer."""
+    await interaction.followup.send(embeds=fit(None, embeds).embeds)
+
+
+async def post(
+    channel: Channel,
+    *,
+    content: str | None = None,
+    embeds: Sequence[discord.Embed] = (),
+    view: discord.ui.View | None = None,
+) -> discord.Message:
+    """A new message in a channel (alerts, announcements, the live status)."""
+    fitted = fit(content, embeds)
+    return await channel.send(
+        content=fitted.content,
+        embeds=fitted.embeds,
+        view=MISSING if view is None else view,
+        allowed_mentions=discord.AllowedMentions.none(),
+    )
+
+
+async def edit_post(message: discord.PartialMessage, *, embeds: Sequence[discord.Embed]) -> None:
+    """Edit a message the bot posted earlier (the live status)."""
+    await message.edit(embeds=fit(None, embeds).embeds)
