@@ -114,3 +114,16 @@ async def test_a_verb_that_only_reads_needs_no_pty(world: World, sshd_factory: S
     assert {(p.name, p.pid) for p in call.reply.processes} == {
         (a.name, world.pid(a)) for a in (world.alpha, world.beta)
     }
+
+
+async def test_two_entries_on_one_gate_restart_its_pm2_once(world: World, tmp_path: Path) -> None:
+    env = bot_env(world.server, tmp_path, world.api)
+    env |= {key.replace("_1_", "_2_"): value for key, value in env.items() if key.startswith("PORACLE_SERVER_1_")}
+    settings = load_settings(env | {"PORACLE_SERVER_2_NAME": "Other"})
+    entries = len(world.log_entries())
+    async with open_service(settings, recovery_wait=15, recovery_poll=0.2) as service:
+        results = await service.restart_many(settings.servers, TESTER)
+    assert [(r.server, r.word) for r in results] == [("Main", "restarted"), ("Other", "restarted")]
+    assert results[0].gate is not None and results[0].gate == results[1].gate
+    restarts = [e for e in world.log_entries()[entries:] if e["event"] == "accepted" and e["verb"] == "restart"]
+    assert len(restarts) == 1

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from bot.gate import program_text
 from tests.support.pm2 import Pm2App
 from tests.support.sshd import SshdFactory, SshServer
 
@@ -157,6 +158,18 @@ def test_doctor_check_and_restart_work_as_the_images_user(
     known_hosts = deployment.data / "known_hosts"
     assert known_hosts.stat().st_uid == BOT_UID
     assert known_hosts.read_text().startswith(sshd.known_hosts_line())
+
+
+def test_gate_prints_the_program_and_the_key_lines_from_the_image(deployment: Deployment) -> None:
+    """`docker compose run --rm -T poracle-bot gate --program`: the gate is in the image, byte for byte; the key
+    lines come from the mounted root-only keys, as the entrypoint copies them for the bot's user."""
+    done = docker(*deployment.run_argv("gate", "--program"))
+    assert done.stdout == program_text() and done.stderr == ""
+    code, out = deployment.run("gate")
+    assert code == 0, out
+    for key in deployment.keys.values():
+        public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+        assert f'     restrict,pty,command="~/bin/poracle-gate" {public} ' in out, out
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30) -> T:
