@@ -60,6 +60,13 @@ class HostKeyPolicy(StrEnum):
     OFF = "off"
 
 
+class Access(StrEnum):
+    """What the bot may send a server: its RESTART_CMD only, or only poracle-gate's verbs."""
+
+    COMMAND = "command"
+    GATE = "gate"
+
+
 def _check_host(value: str) -> str:
     host = value.strip()
     try:
@@ -120,6 +127,7 @@ class ServerConfig(BaseModel):
     ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
     ssh_key_path: Path
     restart_cmd: Annotated[str, Field(min_length=1)] = DEFAULT_RESTART_CMD
+    access: Access = Access.COMMAND
     maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = None  # overrides PORACLE_MAINTENANCE
 
     @field_validator("name")
@@ -227,6 +235,7 @@ _SERVER_FIELDS = {
     "SSH_PORT": "ssh_port",
     "SSH_KEY_PATH": "ssh_key_path",
     "RESTART_CMD": "restart_cmd",
+    "ACCESS": "access",
     "MAINTENANCE": "maintenance",
 }
 _SERVER_SUFFIXES = {field: suffix for suffix, field in _SERVER_FIELDS.items()}
@@ -255,6 +264,16 @@ def likely_typos(env: Mapping[str, str]) -> list[str]:
         if match:
             warnings.append(f"{name}: not a setting; did you mean {match[0]}? (ignored)")
     return warnings
+
+
+def access_warnings(settings: Settings) -> list[str]:
+    """Settings that do nothing with the server's access mode: worth a warning, not an error."""
+    return [
+        f"{SERVER_PREFIX}{server.index}_RESTART_CMD: ignored, {SERVER_PREFIX}{server.index}_ACCESS is gate "
+        "(the bot sends that server only poracle-gate's verbs; a restart restarts all its pm2 processes); remove it"
+        for server in settings.servers
+        if server.access is Access.GATE and "restart_cmd" in server.model_fields_set
+    ]
 
 
 def _describe(error: Any, variable: str) -> str:

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.sshd",
     "tests.support.pm2",
     "tests.support.fixtures",
+    "tests.support.gate",
 ]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SERVER_PREFIX, ServerConfig, Settings, load_settings, read_environment
+from bot.config import SERVER_PREFIX, Access, ServerConfig, Settings, access_warnings, load_settings, read_environment
+from bot.gate import program_text
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
 
@@ -82,6 +83,8 @@ def test_env_example_is_a_valid_configuration_with_the_two_example_servers() -> 
         "pm2 restart all",
     )
     assert (mac.name, mac.api, mac.ssh_user) == ("Secondary", "http://192.168.1.11:3035", "poracleuser")
+    assert (linux.access, mac.access) == (Access.GATE, Access.COMMAND)  # the gate first: the recommended set-up
+    assert access_warnings(settings) == []
     assert mac.restart_cmd.startswith("PATH=/opt/homebrew/bin:") and mac.restart_cmd.endswith(" pm2 restart all")
 
 
@@ -137,8 +140,26 @@ def test_help_lists_every_command(venv: Path) -> None:
         [str(venv / "bin" / "poracle-bot"), "--help"], capture_output=True, text=True, timeout=30, cwd=venv
     )
     assert done.returncode == 0, done.stderr
-    for command in ("check", "restart", "config", "run", "doctor", "trust", "healthcheck"):
+    for command in ("check", "restart", "config", "run", "doctor", "trust", "gate", "healthcheck"):
         assert command in done.stdout
+
+
+def test_gate_from_the_installed_script(venv: Path, sshd: SshServer, tmp_path: Path) -> None:
+    """The gate's JavaScript is in the wheel (the image has nothing else), and its key line is made there."""
+    script = str(venv / "bin" / "poracle-bot")
+    done = subprocess.run([script, "gate", "--program"], capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == program_text()
+    (tmp_path / ".env").write_text(
+        f"PORACLE_SSH_KEY_PATH={sshd.client_key}\nPORACLE_SERVER_1_HOST=192.0.2.10\n"
+        "PORACLE_SERVER_1_API=http://192.0.2.10:3030\n"
+    )
+    done = subprocess.run(
+        [script, "gate"], capture_output=True, text=True, cwd=tmp_path, env=clean_environment(), timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    public = " ".join(Path(f"{sshd.client_key}.pub").read_text().split()[:2])
+    assert f'     restrict,pty,command="~/bin/poracle-gate" {public} ' in done.stdout
 
 
 async def test_config_and_doctor_from_the_installed_script(

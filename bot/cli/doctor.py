@@ -1,25 +1,38 @@
 """`poracle-bot doctor`: checks everything an operator can get wrong and says how to fix each.
 
-It changes nothing. The SSH check logs in and out without opening a session, so nothing runs on a server,
-not even the restart command a `command=` restriction in authorized_keys would force. No host key is pinned:
-an unknown key is trusted for doctor's own login only, and `poracle-bot trust` is what pins.
+It changes nothing. With ACCESS=command the SSH check logs in and out without opening a session, so nothing
+runs on a server, not even the restart command a `command=` restriction in authorized_keys would force. With
+ACCESS=gate it asks the gate `hello` (which only reads) for its version and the verbs it allows. No host key
+is pinned: an unknown key is trusted for doctor's own checks only, and `poracle-bot trust` is what pins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from bot import gate
 from bot.cli.trust import HostKeyCheck, PinState, check_host_key
-from bot.config import ConfigError, HostKeyPolicy, ServerConfig, Settings, load_settings
+from bot.config import (
+    SERVER_PREFIX,
+    Access,
+    ConfigError,
+    HostKeyPolicy,
+    ServerConfig,
+    Settings,
+    access_warnings,
+    load_settings,
+)
+from bot.core.gate_protocol import PROTOCOL, GateHello, hello_command, parse_hello
 from bot.core.health import HealthChecker, HealthResult
 from bot.core.hostkeys import KnownHosts, fingerprint
-from bot.core.ssh import ConnectionProblem, SshRunner, read_client_key
+from bot.core.ssh import CommandOutcome, ConnectionProblem, GateResult, SshRunner, read_client_key
 
 KEY_FIX = "mount a dedicated private key without a passphrase at /app/ssh_key (Docker), or set PORACLE_SSH_KEY_PATH"
 SSH_REACH_FIX = "check the host and SSH port, that sshd runs there, and that the firewall lets this machine in"
@@ -28,10 +41,17 @@ API_FIX = (
     "is PoracleJS running, listening on 0.0.0.0 (server.host in its config, not 127.0.0.1), "
     "and does the firewall let this machine reach that port?"
 )
+GATE_INSTALL_FIX = "`poracle-bot gate` prints the three steps that install it"
+NODE_FIX = (
+    "node is not on the PATH of SSH commands there: `poracle-bot gate --node=/full/path/to/node` prints a key "
+    "line that names it"
+)
+_NODE_MISSING = re.compile(r"\bnode\b.*(not found|No such file)")
 
 
 class Level(StrEnum):
     OK = " OK "
+    NOTE = "NOTE"  # a better set-up exists; nothing is wrong
     WARN = "WARN"  # worth knowing; does not make doctor fail
     FAIL = "FAIL"
 
@@ -66,6 +86,7 @@ async def diagnose(settings: Settings) -> list[Finding]:
     """Every finding, in checklist order: configuration, Discord, keys, data, known_hosts, then each server."""
     names = ", ".join(server.name for server in settings.servers)
     findings = [Finding(Level.OK, "Configuration", f"{len(settings.servers)} server(s): {names}")]
+    findings += [Finding(Level.WARN, "Configuration", warning) for warning in access_warnings(settings)]
     findings += _discord(settings)
     key_findings = {path: _key(path) for path in dict.fromkeys(server.ssh_key_path for server in settings.servers)}
     findings += key_findings.values()
@@ -176,13 +197,78 @@ async def _ssh(settings: Settings, runner: SshRunner, server: ServerConfig, key:
         login = SshRunner(
             settings.model_copy(update={"ssh_known_hosts": own.path, "ssh_host_key_policy": HostKeyPolicy.STRICT})
         )
+        if server.access is Access.GATE:
+            # With the pty a restart asks for: a key line without `pty` fails here, not at the first restart.
+            hello = await login.gate(server, hello_command(), parse_hello, settings.ssh_timeout)
+            return findings + _gate(server, hello)
         result = await login.login(server)
-    who = f"{server.ssh_user}@{server.host}"
-    if result.succeeded:
-        findings.append(Finding(Level.OK, server.name, f"SSH login as {who} works ({result.duration_s:.1f} s)"))
-    else:
-        findings.append(Finding(Level.FAIL, server.name, f"SSH login as {who} failed: {result.reason}"))
+    findings.append(_login(server, result.succeeded, result.reason, result.duration_s))
+    findings.append(
+        Finding(
+            Level.NOTE,
+            server.name,
+            f"{SERVER_PREFIX}{server.index}_ACCESS=command: the bot's key may run any command as {server.ssh_user}",
+            f"limit it to poracle-gate: {GATE_INSTALL_FIX}",
+        )
+    )
     return findings
+
+
+def _login(server: ServerConfig, succeeded: bool, reason: str, duration_s: float) -> Finding:
+    who = f"{server.ssh_user}@{server.host}"
+    if succeeded:
+        return Finding(Level.OK, server.name, f"SSH login as {who} works ({duration_s:.1f} s)")
+    return Finding(Level.FAIL, server.name, f"SSH login as {who} failed: {reason}")
+
+
+def _gate(server: ServerConfig, hello: GateResult[GateHello]) -> list[Finding]:
+    """What the gate's answer to `hello` says: installed, which version, whether the bot can restart through it."""
+    ended = hello.command
+    if ended.outcome is CommandOutcome.CONNECTION_ERROR:
+        return [_login(server, False, ended.reason, ended.duration_s)]
+    findings = [_login(server, True, "", ended.duration_s)]
+    reply = hello.reply
+    if reply is None:
+        if ended.outcome is CommandOutcome.TIMED_OUT:
+            text = f"poracle-gate did not answer hello: {ended.reason}"
+            return [*findings, Finding(Level.FAIL, server.name, text, "see its log, ~/.local/state/poracle-gate/")]
+        if hello.error_code == "no-reply":
+            fix = NODE_FIX if _NODE_MISSING.search(ended.reason) else GATE_INSTALL_FIX
+            text = f"poracle-gate is not installed for the bot's key: {ended.reason}"
+            return [*findings, Finding(Level.FAIL, server.name, text, fix)]
+        return [*findings, Finding(Level.FAIL, server.name, ended.reason)]
+    findings.append(_gate_version(server, reply))
+    if "restart" not in reply.verbs:
+        findings.append(
+            Finding(
+                Level.FAIL,
+                server.name,
+                "poracle-gate there does not allow restart: the bot cannot restart this server",
+                'add restart to its --allow option (or its config file\'s "allow")',
+            )
+        )
+    if reply.log_error:
+        text = f"poracle-gate cannot write its log: {reply.log_error}"
+        findings.append(Finding(Level.WARN, server.name, text, "make that directory writable, or give --log="))
+    return findings
+
+
+def _semver(version: str) -> tuple[int, ...] | None:
+    return tuple(map(int, version.split("."))) if re.fullmatch(r"\d+\.\d+\.\d+", version) else None
+
+
+def _gate_version(server: ServerConfig, reply: GateHello) -> Finding:
+    shipped = gate.version()
+    text = f"poracle-gate {reply.version} (protocol {PROTOCOL}), allows {', '.join(reply.verbs)}"
+    found = _semver(reply.version)
+    if found is not None and found >= (_semver(shipped) or ()):
+        return Finding(Level.OK, server.name, text)
+    return Finding(
+        Level.WARN,
+        server.name,
+        f"{text}; this bot ships the newer {shipped}",
+        "update it: step 1 of `poracle-bot gate` copies the new one",
+    )
 
 
 def _host_key(policy: HostKeyPolicy, check: HostKeyCheck) -> Finding:

@@ -1,4 +1,4 @@
-"""The command line: `poracle-bot check | restart | config | run | doctor | trust | healthcheck`."""
+"""The command line: `poracle-bot check | restart | config | run | doctor | trust | gate | healthcheck`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import ALL, ConfigError, Settings, UnknownServer, likely_typos, load_settings, read_environment
+from bot.config import (
+    ALL,
+    ConfigError,
+    Settings,
+    UnknownServer,
+    access_warnings,
+    likely_typos,
+    load_settings,
+    read_environment,
+)
 from bot.core import heartbeat
 
 # Each command imports what it needs when it runs: `config` and Docker's minutely `healthcheck` need neither
@@ -24,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
+EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: refused while another restart runs there; try again later
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
@@ -55,6 +65,7 @@ def health_row(result: HealthResult) -> list[str]:
 
 def describe_restart(result: RestartResult) -> str:
     lines = [f"{result.server}: {result.word} ({result.reason})"]
+    lines.extend("  restarted " + line for line in result.process_lines())
     if result.command is not None:
         lines[0] += f" in {result.command.duration_s:.1f} s"
         if result.command.output:
@@ -83,12 +94,12 @@ def _confirm(question: str) -> bool:
 
 
 async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
-    from bot.core.service import PoracleService, Requester
+    from bot.core.service import PoracleService, Requester, restart_request
     from bot.core.store import Origin, Store, StoreError
 
     servers = settings.select(target)
     for server in servers:
-        print(f"{server.name}: ssh {server.ssh_target} -- {server.restart_cmd}")
+        print(f"{server.name}: ssh {server.ssh_target} -- {restart_request(server)}")
     if not assume_yes and not _confirm(f"Restart {len(servers)} server(s)?"):
         print("Cancelled: nothing was run.")
         return 1
@@ -102,7 +113,9 @@ async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
     finally:
         store.close()
     print("\n".join(describe_restart(result) for result in results))
-    return 0 if all(result.succeeded for result in results) else 1
+    if all(result.succeeded for result in results):
+        return 0
+    return EXIT_BUSY if all(result.succeeded or result.busy for result in results) else 1
 
 
 def _config(settings: Settings) -> int:
@@ -114,6 +127,13 @@ async def _trust(settings: Settings, target: str, assume_yes: bool) -> int:
     from bot.cli.trust import trust_servers
 
     return await trust_servers(settings, settings.select(target), assume_yes=assume_yes, confirm=_confirm)
+
+
+def _gate(settings: Settings, node: str | None) -> int:
+    from bot.cli.gate import instructions
+
+    print(instructions(settings, node))
+    return 0
 
 
 def heartbeat_max_age(settings: Settings) -> timedelta:
@@ -168,8 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
     trust = commands.add_parser("trust", help="show servers' SSH host key fingerprints and pin them in known_hosts")
     trust.add_argument("server", metavar="NAME", nargs="?", default=ALL, help=f"a server name, or '{ALL}' (default)")
     trust.add_argument("-y", "--yes", action="store_true", help="pin (or replace a changed key) without asking")
+    gate = commands.add_parser(
+        "gate", help="print how to limit the bot's SSH key to poracle-gate on each server; connects nowhere"
+    )
+    gate.add_argument("--program", action="store_true", help="print only the gate program (needs no configuration)")
+    gate.add_argument(
+        "--node", type=_node_path, metavar="PATH", help="node's full path on the servers, when SSH commands lack it"
+    )
     commands.add_parser("healthcheck", help="exit 0 only while the running bot is connected and monitoring")
     return parser
+
+
+def _node_path(value: str) -> str:
+    from bot.cli.gate import node_path
+
+    try:
+        return node_path(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,13 +219,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.cli.doctor import run_doctor
 
             return asyncio.run(run_doctor(env))
+        if args.command == "gate" and args.program:  # the program alone: before any configuration is read
+            from bot.gate import program_text
+
+            sys.stdout.write(program_text())
+            return 0
         settings = load_settings(env)
+        for warning in access_warnings(settings):
+            log.warning("%s", warning)
         handlers: dict[str, Callable[[], int]] = {
             "check": lambda: asyncio.run(_check(settings)),
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),
             "config": lambda: _config(settings),
             "run": lambda: _run(settings),
             "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes)),
+            "gate": lambda: _gate(settings, args.node),
             "healthcheck": lambda: _healthcheck(settings),
         }
         return handlers[args.command]()

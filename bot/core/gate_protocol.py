@@ -219,9 +219,10 @@ def _refusal(reply: JsonObject, verb: str) -> GateError:
     if code == "unknown-verb":
         return GateError(code, f"gate too old: {gate} does not know {verb!r}; update {PROGRAM}")
     if code == "unsupported-protocol":
-        return GateError(
-            code, f"{gate} speaks protocol {reply.get('protocols')}, this bot protocol {PROTOCOL}: update {PROGRAM}"
-        )
+        protocols = reply.get("protocols")
+        newer = isinstance(protocols, list) and all(isinstance(p, int) and p > PROTOCOL for p in protocols)
+        update = "poracle-bot" if newer and protocols else PROGRAM  # the older side is the one to update
+        return GateError(code, f"{gate} speaks protocol {protocols}, this bot protocol {PROTOCOL}: update {update}")
     if code == "not-allowed":
         return GateError(code, f"{gate} on this server does not allow {verb!r} (allowed: {reply.get('verbs')})")
     return GateError(code, f"{gate}: {message}")

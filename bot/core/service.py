@@ -7,14 +7,19 @@ and writes every restart into the audit, whoever asked for it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import AsyncGenerator, Iterable
-from dataclasses import dataclass
-from datetime import datetime
+import os
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from bot.config import ServerConfig, Settings
+from bot.config import ALL, Access, ServerConfig, Settings
 from bot.core.clock import SYSTEM_CLOCK, Clock
+from bot.core.gate_protocol import GateRestart, RestartedProcess, parse_restart, restart_command
 from bot.core.health import HealthChecker, HealthResult
+from bot.core.locks import DIR_NAME, Holder, LockDir, Locked, LockError
+from bot.core.output import clean_output
 from bot.core.ssh import CommandOutcome, CommandResult, SshRunner
 from bot.core.store import Origin, RestartRecord, Store
 
@@ -36,6 +41,19 @@ class Requester:
         return f"{self.name} (command line)" if self.origin is Origin.CLI else self.name
 
 
+def restart_request(server: ServerConfig) -> str:
+    """What a restart sends the server: its RESTART_CMD, or with ACCESS=gate the gate's restart of every pm2
+    process there (and nothing else: a key limited to the gate would run the gate instead of any command)."""
+    return restart_command(ALL) if server.access is Access.GATE else server.restart_cmd
+
+
+def describe_process(process: RestartedProcess) -> str:
+    """`PoracleJS (id 0): pid 4242 → 4300, online`"""
+    name = process.name if process.name is not None else "(no name)"
+    before, after = (pid if pid is not None else "-" for pid in (process.pid_before, process.pid_after))
+    return f"{name} (id {process.pm_id}): pid {before} → {after}, {process.status or 'not listed after'}"
+
+
 @dataclass(frozen=True, slots=True)
 class RestartResult:
     """One restart as the admin who asked for it should see it."""
@@ -44,6 +62,12 @@ class RestartResult:
     requested_by: Requester
     command: CommandResult | None  # None: refused, a restart of this server was already running
     health: HealthResult | None = None  # the health check after the restart
+    locked: Locked | None = None  # refused: who holds the lock
+    gate: GateRestart | None = None  # ACCESS=gate: what the gate restarted, when it answered ok
+
+    def process_lines(self) -> list[str]:
+        """One line per pm2 process the gate restarted (none in command mode)."""
+        return [describe_process(process) for process in self.gate.processes] if self.gate else []
 
     @property
     def busy(self) -> bool:
@@ -64,7 +88,7 @@ class RestartResult:
 
     @property
     def reason(self) -> str:
-        return "a restart of this server is already running" if self.command is None else self.command.reason
+        return refusal_reason(self.server, self.locked) if self.command is None else self.command.reason
 
     def record(self, at: datetime) -> RestartRecord:
         """The audit row of this restart, started `at`."""
@@ -79,6 +103,46 @@ class RestartResult:
             self.command.exit_code if self.command else None,
             None if self.health is None else self.health.online,
         )
+
+
+def refusal_reason(server: str, locked: Locked | None) -> str:
+    """Why a restart of `server` is refused while `locked` is held."""
+    holder = None if locked is None else locked.holder
+    if holder is None:
+        unread = "" if locked is None else " (its holder could not be read)"
+        return f"a restart of this server is already running{unread}"
+    started = f"started by {holder.who} at {holder.since.astimezone(UTC):%H:%M:%S} UTC"
+    if server in holder.servers:
+        return f"a restart of this server is already running, {started}"
+    names = ", ".join(holder.servers[:3]) + (f" and {len(holder.servers) - 3} more" if len(holder.servers) > 3 else "")
+    return f"a restart of {names} on the same SSH target is already running, {started}"
+
+
+def restart_lock_key(server: ServerConfig) -> str:
+    """Entries with one SSH target reach the same user's pm2 there: their restarts must never overlap, even
+    when their commands differ. Host names ignore case; an IP address has one spelling."""
+    try:
+        host = ipaddress.ip_address(server.host).compressed
+    except ValueError:
+        host = server.host.lower().rstrip(".")
+    return f"restart-{server.ssh_user}@{host}:{server.ssh_port}"
+
+
+def _holder_name(requested_by: Requester) -> str:
+    """How a refused restart names this one: the pid lets an operator find a command line that hangs."""
+    if requested_by.origin is Origin.CLI:
+        return f"{requested_by.name} on the command line (pid {os.getpid()})"
+    if requested_by.origin is Origin.DISCORD:
+        return f"{requested_by.name} in Discord"
+    return str(requested_by)
+
+
+def _grouped(servers: Iterable[ServerConfig], key: Callable[[ServerConfig], Hashable]) -> list[list[ServerConfig]]:
+    """`servers` by `key`, in the order they first appear."""
+    groups: dict[Hashable, list[ServerConfig]] = {}
+    for server in servers:
+        groups.setdefault(key(server), []).append(server)
+    return list(groups.values())
 
 
 class PoracleService:
@@ -100,7 +164,7 @@ class PoracleService:
         self.ssh = SshRunner(settings)
         self.recovery_wait = recovery_wait
         self.recovery_poll = recovery_poll
-        self._restarting: set[str] = set()
+        self.locks = LockDir(settings.data_dir / DIR_NAME)
 
     async def __aenter__(self) -> PoracleService:
         await self.health.__aenter__()
@@ -113,8 +177,9 @@ class PoracleService:
     def servers(self) -> tuple[ServerConfig, ...]:
         return self.settings.servers
 
-    def is_restarting(self, server: ServerConfig) -> bool:
-        return server.name in self._restarting
+    def running_restart(self, server: ServerConfig) -> Locked | None:
+        """The restart running on this server's SSH target now, in any process; None when there is none."""
+        return self.locks.locked(restart_lock_key(server))
 
     async def check_all(self) -> list[HealthResult]:
         return await self.health.check_all(self.servers)
@@ -124,30 +189,9 @@ class PoracleService:
         return self.health.check_each(self.servers)
 
     async def restart(self, server: ServerConfig, requested_by: Requester) -> RestartResult:
-        """Restart one server and audit it; refused at once (not queued) while another restart of it runs."""
-        if server.name in self._restarting:
-            log.warning("Restart of %s by %s refused: already restarting", server.name, requested_by)
-            return RestartResult(server.name, requested_by, None)
-        self._restarting.add(server.name)
-        started = self.clock.now()
-        try:
-            log.info("Restart of %s requested by %s (%s)", server.name, requested_by, server.ssh_target)
-            command = await self.ssh.run(server, server.restart_cmd, self.settings.ssh_timeout)
-            health = await (self._wait_until_online(server) if command.succeeded else self.health.check(server))
-        finally:
-            self._restarting.discard(server.name)
-        result = RestartResult(server.name, requested_by, command, health)
-        await self._audit(result, started)
-        log.log(
-            logging.INFO if result.succeeded else logging.WARNING,
-            "Restart of %s by %s: %s (%s) in %.1f s; health check: %s",
-            server.name,
-            requested_by,
-            result.word,
-            command.reason,
-            command.duration_s,
-            "online" if health.online else f"offline ({health.reason})",
-        )
+        """Restart one server and audit it; refused at once (not queued) while a restart on its SSH target
+        runs, in this process or another (the bot, the command line)."""
+        (result,) = await self.restart_many([server], requested_by)
         return result
 
     async def _audit(self, result: RestartResult, started: datetime) -> None:
@@ -157,8 +201,86 @@ class PoracleService:
             log.exception("Could not write the restart of %s by %s into the audit", result.server, result.requested_by)
 
     async def restart_many(self, servers: Iterable[ServerConfig], requested_by: Requester) -> list[RestartResult]:
-        """Restart several servers at the same time (worst case one budget, not one per server)."""
-        return list(await asyncio.gather(*(self.restart(server, requested_by) for server in servers)))
+        """Restart several servers, one result each, in their order. SSH targets are restarted at the same
+        time; on one target, under its lock, each distinct restart command runs once (two entries for one
+        pm2 must not restart it twice), one after another. So the worst case is one budget per distinct
+        command on the busiest target, not one per server."""
+        chosen = list(servers)
+        done = await asyncio.gather(
+            *(self._restart_target(group, requested_by) for group in _grouped(chosen, restart_lock_key))
+        )
+        by_name = {result.server: result for results in done for result in results}
+        return [by_name[server.name] for server in chosen]
+
+    async def _restart_target(self, servers: list[ServerConfig], requested_by: Requester) -> list[RestartResult]:
+        """The entries of one SSH target, under its lock."""
+        names = [server.name for server in servers]
+        holder = Holder(_holder_name(requested_by), tuple(names), self.clock.now())
+        try:
+            lock = await self.locks.acquire(restart_lock_key(servers[0]), holder)
+        except LockError as exc:  # nothing may run unguarded; reported like any restart that could not run
+            reason = f"{exc}; nothing was run (PORACLE_DATA_DIR must be writable)"
+            return await self._restart_group(
+                servers, requested_by, CommandResult(CommandOutcome.CONNECTION_ERROR, reason)
+            )
+        if isinstance(lock, Locked):
+            log.warning(
+                "Restart of %s by %s refused: already restarting (%s)",
+                ", ".join(names),
+                requested_by,
+                refusal_reason(names[0], lock),
+            )
+            return [RestartResult(server.name, requested_by, None, locked=lock) for server in servers]
+        results: list[RestartResult] = []
+        with lock:
+            for group in _grouped(servers, lambda server: (server.access, restart_request(server))):
+                results += await self._restart_group(group, requested_by)
+        return results
+
+    async def _restart_group(
+        self, servers: list[ServerConfig], requested_by: Requester, not_run: CommandResult | None = None
+    ) -> list[RestartResult]:
+        """One run of the command these entries share (one SSH target, one command), reported and audited
+        for each entry, each with the health check of its own API. `not_run`: why nothing could run."""
+        started = self.clock.now()
+        server = servers[0]
+        names = ", ".join(entry.name for entry in servers)
+        log.info("Restart of %s requested by %s (%s)", names, requested_by, server.ssh_target)
+        command, gate = (not_run, None) if not_run else await self._run_restart(server)
+        checks = await asyncio.gather(
+            *(self._wait_until_online(entry) if command.succeeded else self.health.check(entry) for entry in servers)
+        )
+        results = [
+            RestartResult(entry.name, requested_by, command, health, gate=gate)
+            for entry, health in zip(servers, checks, strict=True)
+        ]
+        for result, health in zip(results, checks, strict=True):
+            await self._audit(result, started)
+            log.log(
+                logging.INFO if result.succeeded else logging.WARNING,
+                "Restart of %s by %s: %s (%s) in %.1f s; health check: %s",
+                result.server,
+                requested_by,
+                result.word,
+                command.reason,
+                command.duration_s,
+                "online" if health.online else f"offline ({health.reason})",
+            )
+        return results
+
+    async def _run_restart(self, server: ServerConfig) -> tuple[CommandResult, GateRestart | None]:
+        """The restart the server's access mode calls for, and in gate mode the gate's answer."""
+        request = restart_request(server)
+        if server.access is Access.COMMAND:
+            return await self.ssh.run(server, request, self.settings.ssh_timeout), None
+        call = await self.ssh.gate(server, request, parse_restart, self.settings.ssh_timeout)
+        if call.reply is None:
+            return call.command, None
+        if call.reply.log_error:
+            log.warning("poracle-gate on %s could not write its log: %s", server.name, call.reply.log_error)
+        processes = "; ".join(map(describe_process, call.reply.processes))
+        log.info("poracle-gate on %s restarted %s", server.name, processes or "no process")
+        return replace(call.command, output=clean_output("\n".join(call.reply.output))), call.reply
 
     async def _wait_until_online(self, server: ServerConfig) -> HealthResult:
         deadline = self.clock.monotonic() + self.recovery_wait

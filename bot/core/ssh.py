@@ -1,4 +1,5 @@
-"""Running one configured command on a server over SSH, bounded in time, with honest outcomes."""
+"""Running one configured command, or one poracle-gate request, on a server over SSH, bounded in time, with
+honest outcomes."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import asyncssh
 
 from bot.config import HostKeyPolicy, ServerConfig, Settings
+from bot.core.gate_protocol import GateError, GateReply
 from bot.core.hostkeys import HostKeyChecker, KnownHosts, fingerprint, host_pattern
 from bot.core.output import OutputTail, clean_output
 
 log = logging.getLogger(__name__)
+
+# The gate's answer is the last line of its output; a list of many processes is long, so keep more than
+# the tail a person reads.
+GATE_OUTPUT_KEEP = 1024 * 1024
+ReplyT = TypeVar("ReplyT", bound=GateReply)
 
 
 class CommandOutcome(StrEnum):
@@ -43,6 +51,18 @@ class CommandResult:
     @property
     def succeeded(self) -> bool:
         return self.outcome is CommandOutcome.SUCCEEDED
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult(Generic[ReplyT]):
+    """One poracle-gate request. `command` says how it ended, as for any command: succeeded only when the gate
+    answered ok (then `reply` is its typed answer); a refusal or failure of the gate is FAILED with the gate's
+    words as the reason and its code in `error_code` ("no-reply": nothing answered as the gate, e.g. the key
+    runs a plain shell). `command.output` is empty: the gate's answer is data, read through `reply`."""
+
+    command: CommandResult
+    reply: ReplyT | None = None
+    error_code: str | None = None
 
 
 class ConnectionProblem(Exception):
@@ -71,7 +91,33 @@ class SshRunner:
 
     async def run(self, server: ServerConfig, command: str, timeout: float) -> CommandResult:
         """Run `command` through the remote login shell; stop it for real if `timeout` passes."""
-        return await self._session(server, lambda conn: self._run(conn, command, timeout))
+        tail = OutputTail()
+        return await self._session(server, lambda conn: self._run(conn, command, timeout, tail))
+
+    async def gate(
+        self,
+        server: ServerConfig,
+        request: str,
+        parse: Callable[[str], ReplyT],
+        timeout: float,
+        *,
+        pty: bool = True,
+    ) -> GateResult[ReplyT]:
+        """Send one request built by bot.core.gate_protocol and read the answer with its `parse`. With a pty
+        (for a restart) the gate and its pm2 die with the session if `timeout` passes; without one, a verb
+        that only reads needs no `pty` on the key line."""
+        tail = OutputTail(GATE_OUTPUT_KEEP)
+        ended = await self._session(server, lambda conn: self._run(conn, request, timeout, tail, pty=pty))
+        if ended.outcome in (CommandOutcome.TIMED_OUT, CommandOutcome.CONNECTION_ERROR):
+            return GateResult(replace(ended, output=""))
+        try:
+            reply = parse(tail.text)
+        except GateError as exc:
+            # Nothing answered as the gate: how the session ended (exit 127, a signal) is part of the story.
+            reason = exc.message if ended.succeeded or exc.code != "no-reply" else f"{ended.reason}; {exc.message}"
+            failed = replace(ended, outcome=CommandOutcome.FAILED, reason=reason, output="")
+            return GateResult(failed, error_code=exc.code)
+        return GateResult(replace(ended, output=""), reply)
 
     async def login(self, server: ServerConfig) -> CommandResult:
         """Log in and out again without opening a session: nothing runs on the server, not even the
@@ -139,9 +185,12 @@ class SshRunner:
                     client_factory=lambda: checker,
                     known_hosts=known_hosts,
                     client_keys=[key],
-                    # Nothing from the environment: no ~/.ssh/config, no agent, no password or keyboard prompts.
+                    # Nothing from the environment: no ~/.ssh/config, no agent, no password or keyboard prompts,
+                    # and no X.509 trust files from ~/.ssh (reading them fails where HOME is not the bot's own).
                     config=None,
                     agent_path=None,
+                    x509_trusted_certs=None,
+                    x509_trusted_cert_paths=None,
                     password=None,
                     kbdint_auth=False,
                     gss_auth=False,
@@ -195,12 +244,17 @@ class SshRunner:
         return f"host key of {where} is not trusted{offered}; pin it with `poracle-bot trust {server.name}`"
 
     @staticmethod
-    async def _run(conn: asyncssh.SSHClientConnection, command: str, timeout: float) -> CommandResult:
-        tail = OutputTail()
+    async def _run(
+        conn: asyncssh.SSHClientConnection, command: str, timeout: float, tail: OutputTail, *, pty: bool = True
+    ) -> CommandResult:
         try:
             # A pty ties the remote command to the session: when we hang up, it gets SIGHUP and stops.
             process = await conn.create_process(
-                command, term_type="dumb", stderr=asyncssh.STDOUT, encoding="utf-8", errors="replace"
+                command,
+                term_type="dumb" if pty else None,
+                stderr=asyncssh.STDOUT,
+                encoding="utf-8",
+                errors="replace",
             )
         except asyncssh.ChannelOpenError as exc:
             if "PTY" in exc.reason:  # `restrict` in authorized_keys forbids the terminal we need

@@ -15,7 +15,7 @@ from discord.utils import format_dt
 from bot.config import ServerConfig
 from bot.core.health import HealthResult
 from bot.core.monitor import Event, Outage, Recovery, Reminder
-from bot.core.service import RestartResult
+from bot.core.service import RestartResult, restart_request
 from bot.core.store import Acknowledgement, HistoryEntry, Origin, RestartRecord, ServerHistory
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.limits import DESCRIPTION, EMBED_TOTAL, FIELD_VALUE, FIELDS
@@ -33,6 +33,7 @@ RESTART = "🔁"
 MAINTENANCE = "🛠️"
 CHECKING = "⏳ checking..."
 ACKNOWLEDGED = "👀"
+PROCESSES_LIMIT = 400  # of a restart result's field: the gate's list of restarted processes
 
 
 def duration(delta: timedelta) -> str:
@@ -180,7 +181,7 @@ def restart_prompt_embed(servers: Sequence[ServerConfig], timeout: float) -> dis
     )
     for server in servers[:FIELDS]:
         embed.add_field(
-            name=server.name, value=f"`{server.ssh_target}`\n{code_block(server.restart_cmd, 500)}", inline=False
+            name=server.name, value=f"`{server.ssh_target}`\n{code_block(restart_request(server), 500)}", inline=False
         )
     if len(servers) > FIELDS:
         embed.set_footer(text=f"…and {len(servers) - FIELDS} more")
@@ -200,6 +201,13 @@ def _result_value(result: RestartResult, output_room: int) -> str:
         answer = "yes" if result.health.online else f"no ({result.health.reason})"
         lines.append(f"Answers its health check again: **{answer}**")
     value = "\n".join(lines)
+    processes = result.process_lines()
+    if processes and output_room > 50:  # pm2 names are remote text: shown as code, a long list cut
+        block = code_block("\n".join(processes), min(PROCESSES_LIMIT, output_room))
+        value += "\n" + block
+        output_room -= len(block)
+    elif processes:  # no room left by the other servers' results: how many, at least
+        value += f"\n{len(processes)} pm2 process(es) restarted"
     if result.command is not None and result.command.output and output_room > 50:
         value += "\n" + code_block(result.command.output, min(FIELD_VALUE - len(value) - 1, output_room))
     return value

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from bot.config import ServerConfig
+from bot.core.service import refusal_reason
 from bot.discord_bot import outgoing
 from bot.discord_bot.access import REFUSAL, is_admin, requester, who
 from bot.discord_bot.embeds import BLURPLE, GREY, restart_announcement, restart_prompt_embed, restart_result_embed
@@ -77,9 +78,11 @@ async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers:
     """Ask the admin to confirm, then restart and show the result. Both entry points use this flow."""
     bot = interaction.client
     service = bot.service
-    if len(servers) == 1 and service.is_restarting(servers[0]):
+    running = service.running_restart(servers[0]) if len(servers) == 1 else None
+    if running is not None:  # in this bot or another process: the command line, a second bot
+        reason = refusal_reason(servers[0].name, running)
         await outgoing.reply_privately(
-            interaction, f"**{servers[0].name}** is already restarting; wait for that to finish."
+            interaction, f"**{servers[0].name}** is already restarting ({reason}); wait for that to finish."
         )
         return
     view = ConfirmView(interaction.user, bot.settings.discord_admin_role_ids, bot.confirm_timeout)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import re
+import signal
 import uuid
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from tests.support.cli import cli, write_env
+from bot.cli.main import EXIT_BUSY
+from bot.config import load_settings
+from bot.core.service import Requester
+from bot.core.store import Origin
+from tests.support.cli import cli, running_cli, write_env
+from tests.support.fixtures import SlowRestart, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port, status
 from tests.support.sshd import SshServer
 
@@ -151,6 +158,56 @@ async def test_restart_unknown_name_lists_the_known_ones(tmp_path: Path) -> None
     assert "nosuch" in run.err
     assert "Alpha" in run.err and "Beta" in run.err and "all" in run.err
     assert run.out == ""
+
+
+# ----------------------------------------------- one restart per server at a time, across processes
+
+
+async def test_a_restart_while_the_bot_restarts_that_server_is_refused_at_once_naming_it(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, slow_restart: SlowRestart
+) -> None:
+    env = ssh_env(sshd, tmp_path, "Main", api.url, slow_restart.command)
+    write_env(tmp_path, **env)
+    settings = load_settings(env)
+    async with open_service(settings) as service:  # the bot's service, in this process
+        bot = asyncio.create_task(service.restart(settings.servers[0], Requester(Origin.DISCORD, "alice (123)")))
+        await slow_restart.started()
+        run = await cli(tmp_path, "restart", "Main", "--yes")
+        still_running = not bot.done()
+        slow_restart.release()
+        restarted = await bot
+        audited = [(row.requested_by, row.outcome) for row in service.store.history()]
+    assert run.code == EXIT_BUSY, run
+    assert still_running, "the command line waited for the bot's restart"
+    (refusal,) = [line for line in run.out.splitlines() if line.startswith("Main: ")][1:]
+    assert refusal.startswith(
+        "Main: already restarting (a restart of this server is already running, started by alice (123) in Discord at "
+    )
+    assert restarted.succeeded
+    assert slow_restart.runs == 1
+    assert audited == [("alice (123)", "restarted")]
+
+
+async def test_a_second_command_line_is_refused_naming_the_first_which_killed_leaves_no_lock_behind(
+    sshd: SshServer, tmp_path: Path, api: HttpServer, slow_restart: SlowRestart
+) -> None:
+    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, slow_restart.command))
+    async with running_cli(tmp_path, "restart", "Main", "--yes") as first:
+        await slow_restart.started()
+        second = await cli(tmp_path, "restart", "main", "--yes")
+        first.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel drops its lock
+        await first.wait()
+    assert second.code == EXIT_BUSY, second
+    holder = f"{getpass.getuser()} on the command line (pid {first.pid})"
+    assert (
+        f"Main: already restarting (a restart of this server is already running, started by {holder} at " in second.out
+    )
+    assert slow_restart.runs == 1
+    slow_restart.release()  # the next command returns at once
+    third = await cli(tmp_path, "restart", "Main", "--yes")
+    assert third.code == 0, third
+    assert "Main: restarted (exit code 0)" in third.out
+    assert slow_restart.runs == 2
 
 
 # ----------------------------------------------------------------------------------------------- config

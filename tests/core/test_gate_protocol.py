@@ -164,6 +164,9 @@ def test_an_old_gate_is_named_with_what_to_do() -> None:
     ("reply", "code", "words"),
     [
         (refusal("unsupported-protocol", protocols=[2]), "unsupported-protocol", "speaks protocol [2]"),
+        # The older side is the one to update.
+        (refusal("unsupported-protocol", protocols=[2, 3]), "unsupported-protocol", "protocol 1: update poracle-bot"),
+        (refusal("unsupported-protocol", protocols=[0]), "unsupported-protocol", "protocol 1: update poracle-gate"),
         (refusal("not-allowed", verbs=["hello"]), "not-allowed", "does not allow 'logs' (allowed: ['hello'])"),
         (refusal("no-pm2", "pm2 not found"), "no-pm2", "poracle-gate 1.0.0: pm2 not found"),
         ("bash: line 1: poracle-gate: command not found\r\n", "no-reply", "Output: bash: line 1: poracle-gate"),

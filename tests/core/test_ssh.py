@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -12,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.core.service import Requester
+from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, SshRunner
 from bot.core.store import Origin, Store
-from tests.support.fixtures import TESTER, open_service
+from tests.support.fixtures import TESTER, SlowRestart, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port
-from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, wait_remote_processes_gone
+from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, trust, wait_remote_processes_gone
+from tests.support.unprivileged import UNPRIVILEGED, run_unprivileged
 
 
 def make_settings(
@@ -210,7 +214,7 @@ async def test_a_malformed_known_hosts_file_is_a_reason_not_a_crash(
     assert str(known_hosts) in result.reason
     assert "half-a-line-edited-by-hand" in result.reason  # asyncssh quotes the line it cannot read
     assert not marker.exists()
-    assert not service.is_restarting(settings.servers[0])
+    assert service.running_restart(settings.servers[0]) is None
 
 
 async def test_accept_new_pins_on_first_contact_and_runs(
@@ -323,45 +327,131 @@ async def test_unusable_key_file_gives_a_clear_reason_and_runs_nothing(
 
 
 async def test_a_second_restart_of_the_same_server_is_refused_at_once(
-    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path
+    sshd: SshServer, pinned: Path, api: HttpServer, slow_restart: SlowRestart
 ) -> None:
-    settings = make_settings(sshd, pinned, api.url, f"sleep 1; echo x >> {marker}")
+    settings = make_settings(sshd, pinned, api.url, slow_restart.command)
     async with open_service(settings) as service:
         (server,) = service.servers
         first = asyncio.create_task(service.restart(server, Requester(Origin.DISCORD, "first")))
-        await asyncio.sleep(0)  # let it start
-        assert service.is_restarting(server)
+        await slow_restart.started()
+        assert service.running_restart(server) is not None
         second = await service.restart(server, Requester(Origin.DISCORD, "second"))
         assert not first.done(), "the refusal waited for the running restart"
         assert second.busy and not second.succeeded
         assert second.word == "already restarting"
+        assert second.reason.startswith("a restart of this server is already running, started by first in Discord at ")
         assert second.requested_by == Requester(Origin.DISCORD, "second")
         assert second.health is None
+        slow_restart.release()
         done = await first
-        assert not service.is_restarting(server)
+        assert service.running_restart(server) is None
         # Once the first is over, a new restart is accepted again.
         third = await service.restart(server, Requester(Origin.DISCORD, "third"))
+        audited = [row.requested_by for row in service.store.history()]
     assert done.succeeded and third.succeeded
-    assert read(marker) == "x\nx\n"  # the refused one ran nothing
+    assert slow_restart.runs == 2  # the refused one ran nothing
+    assert sorted(audited) == ["first", "third"]
 
 
-async def test_restart_all_runs_concurrently(sshd: SshServer, pinned: Path, api: HttpServer) -> None:
-    # Each command prints when its sleep starts and ends (remote clock = local clock: same machine).
-    command = "date +%s.%N; sleep 1; date +%s.%N"
-    settings = make_settings(sshd, pinned, api.url, command, names=("One", "Two", "Three"))
+def spans(results: list[RestartResult]) -> list[tuple[float, ...]]:
+    """When each command's sleep began and ended, as it printed them (the remote clock is this machine's)."""
+    found = [tuple(map(float, r.command.output.split()[-2:])) for r in results if r.command]
+    assert len(found) == len(results) and all(len(span) == 2 for span in found), found
+    return found
+
+
+TIMED = "date +%s.%N; sleep 1; date +%s.%N"
+
+
+async def test_restart_all_runs_distinct_ssh_targets_concurrently(
+    sshd: SshServer, sshd_factory: SshdFactory, tmp_path: Path, api: HttpServer
+) -> None:
+    others = [sshd_factory(client_key=sshd.client_key) for _ in range(2)]
+    known_hosts = trust(tmp_path / "known_hosts", sshd, *others)
+    ports = {f"PORACLE_SERVER_{n}_SSH_PORT": str(other.port) for n, other in enumerate(others, 2)}
+    settings = make_settings(sshd, known_hosts, api.url, TIMED, names=("One", "Two", "Three"), **ports)
     async with open_service(settings) as service:
-        started = time.monotonic()
         results = await service.restart_many(settings.select("ALL"), TESTER)
-        elapsed = time.monotonic() - started
     assert [r.server for r in results] == ["One", "Two", "Three"]
     assert all(r.succeeded for r in results), results
-    spans = [tuple(map(float, r.command.output.split())) for r in results if r.command]
-    assert len(spans) == 3 and all(len(span) == 2 for span in spans), spans
-    # All three sleeps were running at the same moment: every one started before any one ended.
-    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
-    # One after another would take 3 s of sleep alone. Each ssh login costs ~0.35 s of CPU on this box
-    # (sshd + root's .bashrc, twice), and three at once on two cores add ~0.9 s, so 2.5 s, not 2 s.
-    assert elapsed < 2.5, f"{elapsed:.2f} s: restarts ran one after another"
+    ran = spans(results)
+    # All three sleeps were running at the same moment: every one started before any one ended. (This, not
+    # the time taken, is the proof: on two busy cores three ssh logins alone can take seconds.)
+    assert max(start for start, _ in ran) < min(end for _, end in ran), ran
+
+
+async def test_entries_on_one_ssh_target_run_each_command_once_one_after_another(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path
+) -> None:
+    # Alpha and Beta: one SSH target, one command (one pm2 behind two entries). Gamma: same target, its own.
+    shared, own = f"echo shared >> {marker}; {TIMED}", f"echo own >> {marker}; {TIMED}"
+    async with http_server() as beta_api:
+        settings = make_settings(
+            sshd, pinned, api.url, shared, names=("Alpha", "Beta", "Gamma"),
+            PORACLE_SERVER_2_API=beta_api.url, PORACLE_SERVER_3_RESTART_CMD=own,
+        )  # fmt: skip
+        async with open_service(settings) as service:
+            results = await service.restart_many(settings.select("all"), Requester(Origin.DISCORD, "alice"))
+            audited = service.store.history()
+        beta_checks = list(beta_api.requests)
+    alpha, beta, gamma = results
+    assert [r.server for r in results] == ["Alpha", "Beta", "Gamma"]
+    assert all(r.succeeded for r in results), results
+    assert read(marker) == "shared\nown\n"  # the shared command ran once, for both entries
+    assert alpha.command is beta.command  # one run, reported for each entry on it
+    # Each entry is checked on its own API: Beta's answered although Beta's command was Alpha's.
+    assert beta.health is not None and beta.health.online and beta_checks == ["/health"]
+    assert api.requests == ["/health", "/health"]  # Alpha's and Gamma's
+    (_, shared_end), (own_start, _) = spans([alpha, gamma])
+    assert own_start > shared_end, "two commands on one SSH target overlapped"
+    assert sorted((row.server, row.requested_by, row.outcome) for row in audited) == [
+        ("Alpha", "alice", "restarted"), ("Beta", "alice", "restarted"), ("Gamma", "alice", "restarted"),
+    ]  # fmt: skip
+
+
+async def test_a_restart_while_all_runs_on_its_ssh_target_is_refused_naming_the_holder(
+    sshd: SshServer, pinned: Path, api: HttpServer, slow_restart: SlowRestart, marker: Path
+) -> None:
+    gamma_ran = marker.with_name(marker.name + "-gamma")
+    settings = make_settings(
+        sshd, pinned, api.url, slow_restart.command, names=("Alpha", "Beta", "Gamma"),
+        PORACLE_SERVER_3_RESTART_CMD=f"touch {gamma_ran}",
+    )  # fmt: skip
+    alpha, beta, gamma = settings.servers
+    async with open_service(settings) as service:
+        everything = asyncio.create_task(service.restart_many([alpha, beta], Requester(Origin.DISCORD, "alice (1)")))
+        await slow_restart.started()
+        again = await service.restart(beta, TESTER)
+        neighbour = await service.restart(gamma, TESTER)
+        running = service.running_restart(gamma)
+        slow_restart.release()
+        results = await everything
+    held_by = "started by alice (1) in Discord at "
+    assert again.busy and again.reason.startswith(f"a restart of this server is already running, {held_by}")
+    assert neighbour.busy
+    assert neighbour.reason.startswith(f"a restart of Alpha, Beta on the same SSH target is already running, {held_by}")
+    assert neighbour.reason.endswith(" UTC")
+    assert running is not None and running.holder is not None and running.holder.servers == ("Alpha", "Beta")
+    assert not gamma_ran.exists()
+    assert [r.word for r in results] == ["restarted", "restarted"]
+    assert slow_restart.runs == 1
+
+
+async def test_a_lock_that_cannot_be_taken_runs_nothing_and_says_why(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path
+) -> None:
+    settings = make_settings(sshd, pinned, api.url, f"touch {marker}")
+    settings.data_dir.mkdir()
+    (settings.data_dir / "locks").write_text("a file where the lock directory should be")  # fails for root too
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], TESTER)
+        (audited,) = service.store.history()
+    assert result.word == "failed" and result.command is not None
+    assert result.command.outcome is CommandOutcome.CONNECTION_ERROR
+    assert result.reason.startswith(f"cannot use the lock file {settings.data_dir / 'locks'}/")
+    assert result.reason.endswith("; nothing was run (PORACLE_DATA_DIR must be writable)")
+    assert not marker.exists()
+    assert audited.outcome == "failed"
 
 
 async def test_after_restart_the_api_still_down_is_offline_after_the_recovery_wait(
@@ -437,3 +527,33 @@ async def test_a_key_restricted_without_pty_gets_a_reason_that_names_the_fix(
     assert result.outcome is CommandOutcome.CONNECTION_ERROR
     assert "refused a terminal" in result.reason and "restrict,pty" in result.reason
     assert not marker.exists()
+
+
+def _run_with_home(settings: Settings, command: str) -> tuple[str, str]:
+    """In the unprivileged child: run `command` on the first server; the outcome and its reason."""
+    result = asyncio.run(SshRunner(settings).run(settings.servers[0], command, 20))
+    return result.outcome.value, result.reason
+
+
+def test_the_ssh_client_needs_nothing_from_home_as_an_unprivileged_user(sshd: SshServer) -> None:
+    """The Docker image's user once kept HOME=/root: asyncssh looked into ~/.ssh on connect and stopped with
+    "cannot connect: Permission denied" before a packet left. Nothing of the bot's comes from HOME."""
+    own = Path(tempfile.mkdtemp(prefix="poracle-unprivileged-"))  # not under pytest's root-only tmp dirs
+    try:
+        key = own / "key"
+        shutil.copy(sshd.client_key, key)
+        known_hosts = sshd.write_known_hosts(own / "known_hosts")
+        if os.geteuid() == 0:
+            for path in (own, key, known_hosts):
+                os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
+        key.chmod(0o600)
+        settings = make_settings(sshd, known_hosts, "http://127.0.0.1:9", "true", PORACLE_SSH_KEY_PATH=str(key))
+        home = own / "someone-elses-home"  # as /root is to uid 1000: no way in
+        (home / ".ssh").mkdir(parents=True)
+        home.chmod(0o700)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HOME", str(home))
+            outcome = run_unprivileged(_run_with_home, settings, "echo hello")
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+    assert outcome == ("succeeded", "exit code 0")

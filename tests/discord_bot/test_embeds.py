@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import discord
 import pytest
 
+from bot.core.gate_protocol import GateRestart, RestartedProcess
 from bot.core.health import HealthResult
 from bot.core.monitor import Outage, Recovery
 from bot.core.service import Requester, RestartResult
@@ -107,6 +108,32 @@ def test_restart_all_with_long_outputs_fits_one_embed() -> None:
     embed = restart_result_embed(results)
     assert len(embed) <= EMBED_LIMIT
     assert len(embed.fields) == 25 and "5 more" in str(embed.footer.text)
+
+
+def gate_restart(name: str, processes: int, output: str = "") -> RestartResult:
+    restarted = tuple(
+        RestartedProcess(f"p{i:02}-" + "n" * 56, i, 1000 + i, 2000 + i, "online") for i in range(processes)
+    )
+    command = CommandResult(CommandOutcome.SUCCEEDED, "exit code 0", 0, output, 1.5)
+    gate = GateRestart(target="all", exit_code=0, output=(), processes=restarted)
+    return RestartResult(name, Requester(Origin.DISCORD, "alice (1)"), command, up(name), gate=gate)
+
+
+def test_a_gate_restart_shows_each_process_and_its_pids() -> None:
+    (field,) = restart_result_embed([gate_restart("Main", 2, "[PM2] done")]).fields
+    assert f"```\np00-{'n' * 56} (id 0): pid 1000 → 2000, online\np01-" in str(field.value)
+    assert str(field.value).endswith("```\n[PM2] done\n```")
+
+
+@pytest.mark.parametrize(("servers", "processes"), [(1, 200), (30, 40)])
+def test_a_gate_restart_of_many_processes_fits_discords_limits(servers: int, processes: int) -> None:
+    embed = restart_result_embed([gate_restart(f"s{i}", processes, "y" * 900) for i in range(servers)])
+    assert len(embed) <= EMBED_LIMIT
+    assert all(len(str(field.value)) <= 1024 for field in embed.fields)
+    assert all(
+        "```" in str(field.value) or f"{processes} pm2 process(es) restarted" in str(field.value)
+        for field in embed.fields
+    )
 
 
 def test_outage_and_recovery_embeds() -> None:

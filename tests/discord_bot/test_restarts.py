@@ -4,6 +4,7 @@ all on 127.0.0.1. Every outcome a restart can have, as the admin and the alert c
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import time
 import uuid
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import running_cli, write_env
 from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
-from tests.support.fixtures import lines
+from tests.support.fixtures import SlowRestart, lines
 from tests.support.local_http import HttpServer
-from tests.support.sshd import SshServer, free_port, remote_processes, wait_remote_processes_gone
+from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, trust, wait_remote_processes_gone
 from tests.support.world import discord_env, running_bot, server_env, ssh_env
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
@@ -59,37 +61,53 @@ async def announcement(discord: DiscordDouble) -> Message:
     return await discord.wait_for_message(lambda m: "restarted by" in m.content, channel_id=discord.channel_id)
 
 
-async def wait_file(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_second_restart_of_a_running_one_is_refused_at_once(
-    discord_double: DiscordDouble, sshd: SshServer, api: HttpServer, marker: Path, tmp_path: Path
+    discord_double: DiscordDouble, sshd: SshServer, api: HttpServer, slow_restart: SlowRestart, tmp_path: Path
 ) -> None:
-    env = main_env(discord_double, sshd, tmp_path, api, f"echo ran >> {marker}; sleep 2")
+    env = main_env(discord_double, sshd, tmp_path, api, slow_restart.command)
     async with running_bot(discord_double, env):
         alice, bob = discord_double.admins
         record = await discord_double.slash(alice, "poracle", "restart", server="Main")
         await discord_double.click(alice, await record.wait_original(), "Confirm")
-        await wait_file(marker)  # the command runs now, for ~2 s more
+        await slow_restart.started()  # the command runs now, until released
 
-        asked = time.monotonic()
         second = await discord_double.slash(bob, "poracle", "restart", server="Main")
         refusal = await second.wait_original()
-        refused_after = time.monotonic() - asked
         still_running = not is_result(discord_double.message(record.original_message_id or 0))
+        slow_restart.release()
 
         final = await record.wait_original(is_result, timeout=RESTART_TIMEOUT)
         await announcement(discord_double)
     assert refusal.ephemeral
-    assert refusal.content == "**Main** is already restarting; wait for that to finish."
+    assert refusal.content.startswith(
+        f"**Main** is already restarting (a restart of this server is already running, started by {alice.name} "
+        f"({alice.id}) in Discord at "
+    )
+    assert refusal.content.endswith(" UTC); wait for that to finish.")
     assert refusal.buttons == []  # no prompt: nothing bob could confirm
-    assert refused_after < 1.0 and still_running, "the refusal waited for the running restart"
+    assert still_running, "the refusal waited for the running restart"
     assert final.embeds[0]["title"] == "Main: restarted"
-    assert lines(marker) == ["ran"]
+    assert slow_restart.runs == 1
+
+
+async def test_a_restart_the_command_line_is_running_is_refused_at_once_naming_it(
+    discord_double: DiscordDouble, sshd: SshServer, api: HttpServer, slow_restart: SlowRestart, tmp_path: Path
+) -> None:
+    env = main_env(discord_double, sshd, tmp_path, api, slow_restart.command)
+    write_env(tmp_path, **env)  # the command line reads the bot's configuration: the same data directory
+    async with running_cli(tmp_path, "restart", "Main", "--yes") as command_line:
+        await slow_restart.started()
+        async with running_bot(discord_double, env):
+            record = await discord_double.slash(discord_double.admins[0], "poracle", "restart", server="Main")
+            refusal = await record.wait_original()
+        slow_restart.release()
+        assert await command_line.wait() == 0
+    holder = f"{getpass.getuser()} on the command line (pid {command_line.pid})"
+    assert refusal.ephemeral and refusal.buttons == []
+    assert refusal.content.startswith(
+        f"**Main** is already restarting (a restart of this server is already running, started by {holder} at "
+    )
+    assert slow_restart.runs == 1
 
 
 async def test_a_restart_that_takes_too_long_is_stopped_and_says_so(
@@ -163,13 +181,20 @@ async def test_a_failing_command_shows_its_exit_code_and_output(
 
 
 async def test_restart_all_asks_once_and_restarts_every_server_at_the_same_time(
-    discord_double: DiscordDouble, sshd: SshServer, api: HttpServer, marker: Path, tmp_path: Path
+    discord_double: DiscordDouble,
+    sshd: SshServer,
+    sshd_factory: SshdFactory,
+    api: HttpServer,
+    marker: Path,
+    tmp_path: Path,
 ) -> None:
     names = ["Alpha", "Beta", "Gamma"]
+    targets = [sshd, *(sshd_factory(client_key=sshd.client_key) for _ in names[1:])]  # one SSH target each
     env = discord_env(discord_double, tmp_path / "data") | ssh_env(sshd, tmp_path / "known_hosts")
-    for number, name in enumerate(names, 1):
+    trust(tmp_path / "known_hosts", *targets)
+    for number, (name, target) in enumerate(zip(names, targets, strict=True), 1):
         command = f"echo {name}-start >> {marker}; sleep 1.5; echo {name}-end >> {marker}"
-        env |= server_env(number, name, api.url, sshd, command)
+        env |= server_env(number, name, api.url, target, command)
     async with running_bot(discord_double, env):
         alice = discord_double.admins[0]
         record = await discord_double.slash(alice, "poracle", "restart", server="all")

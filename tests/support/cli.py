@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,14 +27,31 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-async def cli(cwd: Path, *args: str, stdin: bytes | None = None, timeout: float = 60) -> Run:
-    """Run the CLI without blocking the event loop (the test's HTTP servers must keep answering)."""
-    process = await asyncio.create_subprocess_exec(
+async def start_cli(cwd: Path, *args: str, stdin: bool = False) -> asyncio.subprocess.Process:
+    """Start the CLI as its own process. Its stdin is a pipe when `stdin`."""
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args,
         cwd=cwd, env=cli_env(),
-        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def running_cli(cwd: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The CLI running in the background for the block; killed if still running at its end."""
+    process = await start_cli(cwd, *args)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def cli(cwd: Path, *args: str, stdin: bytes | None = None, timeout: float = 60) -> Run:
+    """Run the CLI without blocking the event loop (the test's HTTP servers must keep answering)."""
+    process = await start_cli(cwd, *args, stdin=stdin is not None)
     out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
     assert process.returncode is not None
     run = Run(process.returncode, out.decode(), err.decode())

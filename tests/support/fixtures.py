@@ -4,11 +4,14 @@ a token watch. Registered through `pytest_plugins` in tests/conftest.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -56,6 +59,43 @@ async def switchable() -> AsyncIterator[Callable[[], SwitchableServer]]:
 def marker(sshd: SshServer) -> Path:
     """A file only the remote command writes: its existence, or its lines, prove whether and how often it ran."""
     return sshd.workdir / f"ran-{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class SlowRestart:
+    """A restart command that runs until the test lets it end: it adds a line to `marker` when it starts,
+    then waits for the release file. So a test acts while the command surely runs, without guessing how
+    long an ssh login takes; it gives up by itself after 30 s, should a test never release it."""
+
+    marker: Path
+    release_file: Path
+
+    @property
+    def command(self) -> str:
+        return (
+            f"echo ran >> {self.marker}; i=0; "
+            f"while [ ! -e {self.release_file} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done"
+        )
+
+    async def started(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.marker.exists():
+            assert time.monotonic() < deadline, f"the restart command never started ({self.marker})"
+            await asyncio.sleep(0.02)
+
+    def release(self) -> None:
+        self.release_file.touch()
+
+    @property
+    def runs(self) -> int:
+        return len(lines(self.marker))
+
+
+@pytest.fixture
+def slow_restart(marker: Path) -> Iterator[SlowRestart]:
+    restart = SlowRestart(marker, marker.with_name(marker.name + "-release"))
+    yield restart
+    restart.release()
 
 
 @contextlib.asynccontextmanager

@@ -300,6 +300,12 @@ class SshServer:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
+def trust(path: Path, *servers: SshServer) -> Path:
+    """Write a known_hosts file trusting every one of ``servers``: distinct SSH targets for one test."""
+    path.write_text("".join(server.known_hosts_line() + "\n" for server in servers))
+    return path
+
+
 class SshdFactory(Protocol):
     def __call__(
         self,
@@ -584,5 +590,6 @@ __all__ = [
     "generate_key",
     "remote_processes",
     "start_sshd",
+    "trust",
     "wait_remote_processes_gone",
 ]
