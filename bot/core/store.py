@@ -71,9 +71,18 @@ class StoredEvent:
     id: int
     round: int
     event: Event
-    # A recovery from an outage nobody was told of (muted, or no alert channel) is news to nobody either.
-    follows_silence: bool = False
+    outage_delivery: str | None = None  # of a recovery: how its outage was settled (None while pending)
     ack: Acknowledgement | None = None  # of the outage this event belongs to
+
+    @property
+    def follows_silence(self) -> bool:
+        """A recovery from an outage nobody was told of (muted, or no alert channel) is news to nobody either."""
+        return self.outage_delivery in ("muted", "off")
+
+    @property
+    def follows_announcement(self) -> bool:
+        """A recovery from an outage that was posted: the channel must not be left saying "offline"."""
+        return self.outage_delivery == "delivered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,16 +292,15 @@ class Store:
         """Alerts not yet delivered, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT events.id, round, kind, name, events.reason, events.since, events.at, kind = 'recovery' "
-                "AND EXISTS (SELECT 1 FROM events o WHERE o.kind = 'outage' AND o.server_id = events.server_id "
-                "AND o.since = events.since AND o.delivery IN ('muted', 'off')), acks.by, acks.at, acks.reason "
+                "SELECT events.id, round, kind, name, events.reason, events.since, events.at, "
+                "CASE kind WHEN 'recovery' THEN (SELECT o.delivery FROM events o WHERE o.kind = 'outage' "
+                "AND o.server_id = events.server_id "
+                "AND o.since = events.since ORDER BY o.id DESC LIMIT 1) END, acks.by, acks.at, acks.reason "
                 "FROM events JOIN servers ON servers.id = events.server_id LEFT JOIN acks "
                 "ON acks.server_id = events.server_id AND acks.since = events.since "
                 "WHERE delivery = 'pending' ORDER BY events.id"
             ).fetchall()
-        return [
-            StoredEvent(row[0], row[1], _event(*row[2:7]), bool(row[7]), _ack(row[3], row[5], *row[8:])) for row in rows
-        ]
+        return [StoredEvent(row[0], row[1], _event(*row[2:7]), row[7], _ack(row[3], row[5], *row[8:])) for row in rows]
 
     def unsilence_outages(self, down_since: Mapping[str, datetime]) -> None:
         """Servers still down when their mute ended: their held-back outage alert goes out after all."""

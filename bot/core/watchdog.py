@@ -235,7 +235,9 @@ class Watchdog:
         """Hand undelivered alerts to the sink, one per round and kind; stop at the first failure and try again
         later. Alerts of muted servers and of servers in a maintenance window (held alike), reminders of
         acknowledged outages, and alerts with nowhere to go are settled unposted; a server still down when
-        its mute or window ends gets its outage alert then, one that came back meanwhile nothing."""
+        its mute or window ends gets its outage alert then, one that came back meanwhile nothing. The recovery
+        of an outage that was posted is always posted: a mute set afterwards must not leave "offline" the
+        channel's last word."""
         async with self._delivery:
             store = self.store
             now = self.clock.now()
@@ -249,7 +251,9 @@ class Watchdog:
             pending = await asyncio.to_thread(store.pending_events)
             for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
                 stored = list(group)
-                silent = [s.id for s in stored if s.event.server in held or s.follows_silence]
+                silent = [
+                    s.id for s in stored if s.follows_silence or (s.event.server in held and not s.follows_announcement)
+                ]
                 await asyncio.to_thread(store.mark_events, silent, "muted")
                 taken = [s.id for s in stored if isinstance(s.event, Reminder) and s.ack and s.id not in silent]
                 await asyncio.to_thread(store.mark_events, taken, "acked")

@@ -254,6 +254,17 @@ async def test_a_server_back_before_its_mute_ends_is_never_announced(world: Worl
     assert world.deliveries() == [("outage", "Main", "muted"), ("recovery", "Main", "muted")]
 
 
+async def test_the_recovery_of_an_announced_outage_is_announced_even_when_muted_since(world: World) -> None:
+    world.fleet.up["Main"] = False
+    await world.rounds(3)  # announced
+    world.store.mute(["Main"], world.clock.now() + timedelta(minutes=30), "alice (1)")  # to stop reminders, say
+    await world.rounds(2)
+    world.fleet.up["Main"] = True
+    await world.rounds(2)
+    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+    assert world.deliveries() == [("outage", "Main", "delivered"), ("recovery", "Main", "delivered")]
+
+
 async def test_a_mute_outlasts_a_bot_restart(world: World) -> None:
     world.store.mute(["Main", "Backup"], world.clock.now() + timedelta(hours=1), "test")
     world.restart()
