@@ -10,6 +10,7 @@ import difflib
 import ipaddress
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -20,24 +21,29 @@ from dotenv import dotenv_values
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from bot.core.maintenance import Schedule, parse_windows, schedule, zone
 
 SERVER_PREFIX = "PORACLE_SERVER_"
-_SERVER_VAR = re.compile(r"^PORACLE_SERVER_(\d+)_([A-Z0-9_]+)$")
+_SERVER_VAR = re.compile(r"PORACLE_SERVER_([0-9]+)_([A-Z0-9_]+)")
+MAX_SERVER_NUMBER = 9999
+# PoracleJS's own variables (config/custom-environment-variables.json): a `.env` shared with it may set them.
+_PORACLEJS_VARIABLES = frozenset({"PORACLE_SERVER_HOST", "PORACLE_SERVER_PORT"})
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 DEFAULT_RESTART_CMD = "pm2 restart all"
+DEFAULT_DATA_DIR = Path("/app/data")
 ALL = "all"
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 class ConfigError(Exception):
@@ -83,9 +89,17 @@ def _check_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host, e.g. http://192.0.2.10:3030")
     try:
-        parts.port  # noqa: B018 - urlsplit only validates the port when asked for it
+        port = parts.port
     except ValueError:
         raise ValueError("has an invalid port") from None
+    if port == 0:
+        raise ValueError("has an invalid port (0)")
+    try:  # what the HTTP client does with the host; an empty or over-long label would fail there
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ValueError("has an invalid host name") from None
+    if "@" in parts.netloc:  # the URL is shown in doctor's lines and in Discord: no secret may ride in it
+        raise ValueError("must not contain a user name or password")
     if parts.query or parts.fragment:
         raise ValueError("must not have a query or fragment")
     return url.rstrip("/")
@@ -113,6 +127,43 @@ def _check_id_list(value: Any) -> Any:
     return value
 
 
+# Numbers are read as written in a `.env`: plain digits. Python (and so pydantic) would also take "+5", "1_000",
+# "1e3", "inf", "nan" and other scripts' digits such as "١٢", none of which an operator means.
+def _integer_text(value: Any) -> Any:
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise ValueError("must be an integer (digits 0-9 only)")
+    return value
+
+
+def _decimal_text(value: Any) -> Any:
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise ValueError("must be a number like 30 or 2.5 (digits 0-9 and a decimal point only)")
+    return value
+
+
+def _within(low: float, high: float, unit: str = "") -> AfterValidator:
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low:g} to {high:g}{unit}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_snowflake(value: int) -> int:
+    if not 0 < value < 2**63:
+        raise ValueError("is not a Discord id (those are positive integers below 2**63)")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_decimal_text), _within(0.1, 3600, " seconds")]
+Interval = Annotated[float, BeforeValidator(_decimal_text), _within(0.1, 86400, " seconds")]
+Checks = Annotated[int, BeforeValidator(_integer_text), _within(1, 100)]
+Minutes = Annotated[int, BeforeValidator(_integer_text), _within(0, 10080, " minutes")]
+Port = Annotated[int, BeforeValidator(_integer_text), _within(1, 65535)]
+Snowflake = Annotated[int, BeforeValidator(_integer_text), AfterValidator(_check_snowflake)]
+
+
 class ServerConfig(BaseModel):
     """One PoracleJS server: where to check it and how to restart it."""
 
@@ -124,7 +175,7 @@ class ServerConfig(BaseModel):
     api: Annotated[str, AfterValidator(_check_url)]
     health_path: Annotated[str, AfterValidator(_check_path)] = "/health"
     ssh_user: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")] = "root"
-    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
+    ssh_port: Port = 22
     ssh_key_path: Path
     restart_cmd: Annotated[str, Field(min_length=1)] = DEFAULT_RESTART_CMD
     access: Access = Access.COMMAND
@@ -153,27 +204,37 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
-    discord_guild_id: PositiveInt | None = Field(None, alias="DISCORD_GUILD_ID")
-    discord_admin_role_ids: frozenset[PositiveInt] = Field(frozenset(), alias="DISCORD_ADMIN_ROLE_IDS")
-    discord_alert_channel_id: PositiveInt | None = Field(None, alias="DISCORD_ALERT_CHANNEL_ID")
-    discord_alert_role_id: PositiveInt | None = Field(None, alias="DISCORD_ALERT_ROLE_ID")
+    discord_guild_id: Snowflake | None = Field(None, alias="DISCORD_GUILD_ID")
+    discord_admin_role_ids: frozenset[Snowflake] = Field(frozenset(), alias="DISCORD_ADMIN_ROLE_IDS")
+    discord_alert_channel_id: Snowflake | None = Field(None, alias="DISCORD_ALERT_CHANNEL_ID")
+    discord_alert_role_id: Snowflake | None = Field(None, alias="DISCORD_ALERT_ROLE_ID")
     ssh_key_path: Path = Field(Path("/app/ssh_key"), alias="PORACLE_SSH_KEY_PATH")
-    ssh_known_hosts: Path = Field(Path("/app/data/known_hosts"), alias="PORACLE_SSH_KNOWN_HOSTS")
+    # Unset: known_hosts in PORACLE_DATA_DIR (see _known_hosts_in_data_dir).
+    ssh_known_hosts: Path = Field(DEFAULT_DATA_DIR / "known_hosts", alias="PORACLE_SSH_KNOWN_HOSTS")
     ssh_host_key_policy: HostKeyPolicy = Field(HostKeyPolicy.ACCEPT_NEW, alias="PORACLE_SSH_HOST_KEY_POLICY")
-    ssh_timeout: PositiveFloat = Field(30.0, alias="PORACLE_SSH_TIMEOUT")
-    ssh_connect_timeout: PositiveFloat = Field(10.0, alias="PORACLE_SSH_CONNECT_TIMEOUT")
-    health_timeout: PositiveFloat = Field(5.0, alias="PORACLE_HEALTH_TIMEOUT")
-    health_interval: PositiveFloat = Field(60.0, alias="PORACLE_HEALTH_INTERVAL")
-    down_after: PositiveInt = Field(2, alias="PORACLE_DOWN_AFTER")
-    up_after: PositiveInt = Field(1, alias="PORACLE_UP_AFTER")
-    data_dir: Path = Field(Path("/app/data"), alias="PORACLE_DATA_DIR")
-    status_channel_id: PositiveInt | None = Field(None, alias="PORACLE_STATUS_CHANNEL_ID")
-    remind_every: NonNegativeInt = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
+    ssh_timeout: Seconds = Field(30.0, alias="PORACLE_SSH_TIMEOUT")
+    ssh_connect_timeout: Seconds = Field(10.0, alias="PORACLE_SSH_CONNECT_TIMEOUT")
+    health_timeout: Seconds = Field(5.0, alias="PORACLE_HEALTH_TIMEOUT")
+    health_interval: Interval = Field(60.0, alias="PORACLE_HEALTH_INTERVAL")
+    down_after: Checks = Field(2, alias="PORACLE_DOWN_AFTER")
+    up_after: Checks = Field(1, alias="PORACLE_UP_AFTER")
+    data_dir: Path = Field(DEFAULT_DATA_DIR, alias="PORACLE_DATA_DIR")
+    status_channel_id: Snowflake | None = Field(None, alias="PORACLE_STATUS_CHANNEL_ID")
+    remind_every: Minutes = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
     maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = Field(None, alias="PORACLE_MAINTENANCE")
     timezone: Annotated[str, AfterValidator(_check_timezone)] = Field("UTC", alias="PORACLE_TIMEZONE")
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_hosts_in_data_dir(cls, data: Any) -> Any:
+        """PORACLE_SSH_KNOWN_HOSTS unset: the file lives with the rest of the state, wherever that is."""
+        if not isinstance(data, Mapping) or {"PORACLE_SSH_KNOWN_HOSTS", "ssh_known_hosts"} & data.keys():
+            return data
+        data_dir = data.get("PORACLE_DATA_DIR", data.get("data_dir", DEFAULT_DATA_DIR))
+        return {**data, "PORACLE_SSH_KNOWN_HOSTS": Path(data_dir) / "known_hosts"}
 
     def server(self, name: str) -> ServerConfig | None:
         """The server called `name`, ignoring case."""
@@ -243,8 +304,14 @@ _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.
 
 
 def read_environment(env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`.env` values overlaid by the real environment; empty values dropped."""
-    dotenv: Mapping[str, str | None] = dotenv_values(env_file) if env_file is not None and env_file.is_file() else {}
+    """`.env` values overlaid by the real environment; empty values dropped. No such file: no values from it
+    (the environment alone may configure the bot); one that cannot be read is a ConfigError naming it."""
+    dotenv: Mapping[str, str | None] = {}
+    if env_file is not None and env_file.is_file():
+        try:
+            dotenv = dotenv_values(env_file, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{env_file}: cannot read this .env file: {exc}"]) from None
     merged: dict[str, str] = {}
     # Empty values are dropped from each source before merging: an empty real variable (docker compose's
     # `KEY: ${KEY}` when the host has none) is unset, so it must not hide the value set in `.env`.
@@ -254,15 +321,16 @@ def read_environment(env_file: Path | None = Path(".env"), environ: Mapping[str,
 
 
 def likely_typos(env: Mapping[str, str]) -> list[str]:
-    """Unknown variables that look like a misspelt setting. Others are left alone: operators often share
-    one `.env` with PoracleWeb and friends, so an unknown PORACLE_ name is not an error in itself."""
+    """Unknown variables that look like a misspelt setting, global or of a server. Others are left alone:
+    operators often share one `.env` with PoracleJS, PoracleWeb and friends, so an unknown PORACLE_ name is
+    not an error in itself. (Names that start with PORACLE_SERVER_ are checked strictly by load_settings.)"""
     warnings = []
     for name in env:
         if name in _SETTINGS_ALIASES or name.startswith(SERVER_PREFIX):
             continue
-        match = difflib.get_close_matches(name, _SETTINGS_ALIASES, n=1, cutoff=0.85)
+        match = difflib.get_close_matches(name.upper(), _SETTINGS_ALIASES, n=1, cutoff=0.85) or _near_server(name)
         if match:
-            warnings.append(f"{name}: not a setting; did you mean {match[0]}? (ignored)")
+            warnings.append(f"{_shown(name)}: not a setting; did you mean {match[0]}? (ignored)")
     return warnings
 
 
@@ -276,6 +344,40 @@ def access_warnings(settings: Settings) -> list[str]:
     ]
 
 
+_SERVER_TEMPLATES = {f"{SERVER_PREFIX}<N>_{suffix}": suffix for suffix in _SERVER_FIELDS}
+
+
+def _near_server(name: str) -> list[str]:
+    """The server variable `name` is a near miss of (PORACLE_SEVRER_2_HOST, PORACLE_SERVER2_HOST, ...)."""
+    number = re.search(r"\d+", name)
+    if number is None:  # every server variable has its number
+        return []
+    template = f"{name[: number.start()]}<N>{name[number.end() :]}".upper()
+    match = difflib.get_close_matches(template, _SERVER_TEMPLATES, n=1, cutoff=0.85)
+    return [f"{SERVER_PREFIX}{int(number.group())}_{_SERVER_TEMPLATES[match[0]]}"] if match else []
+
+
+def _shown(name: str) -> str:
+    """A variable's name as printed: quoted when it holds characters a terminal would not show as they are."""
+    return name if name.isascii() and name.isprintable() else ascii(name)
+
+
+def _unprintable(env: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """`env` without the values that hold control characters (a line break, a tab, an escape: they would
+    garble every line the value is shown in) or bytes that are not UTF-8 (Python keeps them as surrogates,
+    which no terminal can print); those of this bot's variables are reported, without their value."""
+    clean = {}
+    for name, value in env.items():
+        if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+            if name in _SETTINGS_ALIASES or name.startswith(SERVER_PREFIX):
+                problems.append(
+                    f"{_shown(name)}: must be UTF-8 text without control characters (line breaks, tabs, escapes)"
+                )
+            continue
+        clean[name] = value
+    return clean
+
+
 def _describe(error: Any, variable: str) -> str:
     message = "required" if error["type"] == "missing" else str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
@@ -286,13 +388,18 @@ def _describe(error: Any, variable: str) -> str:
 def _server_blocks(env: Mapping[str, str], problems: list[str]) -> dict[int, dict[str, str]]:
     blocks: dict[int, dict[str, str]] = {}
     for key, value in env.items():
-        if not key.startswith(SERVER_PREFIX):
+        if not key.startswith(SERVER_PREFIX) or key in _PORACLEJS_VARIABLES:
             continue
-        match = _SERVER_VAR.match(key)
+        match = _SERVER_VAR.fullmatch(key)
         if match is None or match.group(1).startswith("0"):
-            problems.append(f"{key}: not a server variable; use PORACLE_SERVER_<N>_<FIELD> with N = 1, 2, 3, ...")
+            problems.append(
+                f"{_shown(key)}: not a server variable; use PORACLE_SERVER_<N>_<FIELD> with N = 1, 2, 3, ..."
+            )
             continue
         number, field = int(match.group(1)), match.group(2)
+        if number > MAX_SERVER_NUMBER:
+            problems.append(f"{key}: server numbers go from 1 to {MAX_SERVER_NUMBER}")
+            continue
         if field not in _SERVER_FIELDS:
             known = ", ".join(_SERVER_FIELDS)
             problems.append(f"{key}: unknown server setting {field!r} (known: {known})")
@@ -303,7 +410,8 @@ def _server_blocks(env: Mapping[str, str], problems: list[str]) -> dict[int, dic
 
 def _load_servers(env: Mapping[str, str], default_key: Path, problems: list[str]) -> list[ServerConfig]:
     servers: list[ServerConfig] = []
-    for number, fields in sorted(_server_blocks(env, problems).items()):
+    blocks = _server_blocks(env, problems)
+    for number, fields in sorted(blocks.items()):
         data: dict[str, Any] = {"index": number, "name": f"Server {number}", "ssh_key_path": default_key} | fields
         try:
             servers.append(ServerConfig.model_validate(data))
@@ -320,7 +428,7 @@ def _load_servers(env: Mapping[str, str], default_key: Path, problems: list[str]
                 f"{SERVER_PREFIX}{server.index}_NAME: {server.name!r} is already the name of server {other.index}"
                 " (names must be unique, ignoring case)"
             )
-    if not servers and not problems:
+    if not blocks:  # even beside other problems: a misspelt block must not leave a bot that watches nothing
         problems.append(
             f"{SERVER_PREFIX}1_HOST: no servers configured; set PORACLE_SERVER_1_HOST and PORACLE_SERVER_1_API"
         )
@@ -330,6 +438,7 @@ def _load_servers(env: Mapping[str, str], default_key: Path, problems: list[str]
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate everything in `env` (see `read_environment`); raise ConfigError listing every problem."""
     problems: list[str] = []
+    env = _unprintable(env, problems)
     try:
         settings = Settings.model_validate({k: v for k, v in env.items() if k in _SETTINGS_ALIASES})
     except ValidationError as exc:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, HostKeyPolicy, Settings, likely_typos, load_settings, read_environment
+from bot.config import (
+    SERVER_PREFIX,
+    ConfigError,
+    HostKeyPolicy,
+    Settings,
+    likely_typos,
+    load_settings,
+    read_environment,
+)
 from tests.support.cli import cli
 from tests.support.local_http import HttpServer
 
@@ -144,7 +152,7 @@ def test_every_value_set() -> None:
         (
             {"PORACLE_SERVER_3_HOST": "h", "PORACLE_SERVER_3_API": "http://h", "PORACLE_SERVER_3_SSH_PORT": "70000"},
             "PORACLE_SERVER_3_SSH_PORT",
-            "65535",
+            "from 1 to 65535",
         ),
         (
             {"PORACLE_SERVER_3_HOST": "h", "PORACLE_SERVER_3_API": "http://h", "PORACLE_SERVER_3_HEALTH_PATH": "x"},
@@ -172,8 +180,8 @@ def test_every_value_set() -> None:
         ({**ONE_SERVER, "PORACLE_SERVER_01_HOST": "h"}, "PORACLE_SERVER_01_HOST", "not a server variable"),
         ({**ONE_SERVER, "PORACLE_SERVER_1_host": "h"}, "PORACLE_SERVER_1_host", "not a server variable"),
         ({**ONE_SERVER, "PORACLE_SSH_TIMEOUT": "soon"}, "PORACLE_SSH_TIMEOUT", "number"),
-        ({**ONE_SERVER, "PORACLE_SSH_TIMEOUT": "0"}, "PORACLE_SSH_TIMEOUT", "greater than 0"),
-        ({**ONE_SERVER, "PORACLE_SSH_CONNECT_TIMEOUT": "-1"}, "PORACLE_SSH_CONNECT_TIMEOUT", "greater than 0"),
+        ({**ONE_SERVER, "PORACLE_SSH_TIMEOUT": "0"}, "PORACLE_SSH_TIMEOUT", "from 0.1 to 3600 seconds"),
+        ({**ONE_SERVER, "PORACLE_SSH_CONNECT_TIMEOUT": "-1"}, "PORACLE_SSH_CONNECT_TIMEOUT", "from 0.1 to 3600"),
         ({**ONE_SERVER, "PORACLE_HEALTH_TIMEOUT": "5s"}, "PORACLE_HEALTH_TIMEOUT", "number"),
         ({**ONE_SERVER, "PORACLE_HEALTH_INTERVAL": "1m"}, "PORACLE_HEALTH_INTERVAL", "number"),
         ({**ONE_SERVER, "PORACLE_DOWN_AFTER": "two"}, "PORACLE_DOWN_AFTER", "integer"),
@@ -181,7 +189,7 @@ def test_every_value_set() -> None:
         ({**ONE_SERVER, "DISCORD_GUILD_ID": "my guild"}, "DISCORD_GUILD_ID", "integer"),
         ({**ONE_SERVER, "DISCORD_ADMIN_ROLE_IDS": "1,admins"}, "DISCORD_ADMIN_ROLE_IDS", "integer"),
         ({}, "PORACLE_SERVER_1_HOST", "no servers configured"),
-        ({**ONE_SERVER, "PORACLE_REMIND_EVERY": "-5"}, "PORACLE_REMIND_EVERY", "greater than or equal to 0"),
+        ({**ONE_SERVER, "PORACLE_REMIND_EVERY": "-5"}, "PORACLE_REMIND_EVERY", "from 0 to 10080 minutes"),
         ({**ONE_SERVER, "PORACLE_STATUS_CHANNEL_ID": "#status"}, "PORACLE_STATUS_CHANNEL_ID", "integer"),
         ({**ONE_SERVER, "DISCORD_ALERT_ROLE_ID": "@oncall"}, "DISCORD_ALERT_ROLE_ID", "integer"),
         ({**ONE_SERVER, "DISCORD_ALERT_ROLE_ID": "0"}, "DISCORD_ALERT_ROLE_ID", "greater than 0"),
@@ -442,3 +450,183 @@ def test_a_misspelt_setting_is_pointed_out_and_others_are_left_alone() -> None:
         "DISCORD_TOKN: not a setting; did you mean DISCORD_TOKEN? (ignored)",
     ]
     assert likely_typos(ONE_SERVER) == []
+
+
+# --------------------------------------------------------------------- well-formed but absurd values
+
+SNOWFLAKE_30 = "123456789012345678901234567890"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("PORACLE_SSH_TIMEOUT", "nan", "must be a number"),
+        ("PORACLE_SSH_TIMEOUT", "inf", "must be a number"),
+        ("PORACLE_SSH_TIMEOUT", "1e309", "must be a number"),
+        ("PORACLE_SSH_TIMEOUT", "1e3", "must be a number"),
+        ("PORACLE_SSH_TIMEOUT", "1_0", "must be a number"),
+        ("PORACLE_SSH_TIMEOUT", "+5", "must be a number"),
+        ("PORACLE_SSH_TIMEOUT", "\u0663\u0660", "must be a number"),  # Arabic-Indic 30: float() takes it
+        ("PORACLE_SSH_TIMEOUT", "-0", "from 0.1 to 3600 seconds"),
+        ("PORACLE_SSH_TIMEOUT", "0.05", "from 0.1 to 3600 seconds"),
+        ("PORACLE_SSH_TIMEOUT", "3601", "from 0.1 to 3600 seconds"),
+        ("PORACLE_SSH_CONNECT_TIMEOUT", "inf", "must be a number"),
+        ("PORACLE_HEALTH_TIMEOUT", "99999999999999999999", "from 0.1 to 3600 seconds"),
+        ("PORACLE_HEALTH_INTERVAL", "0.0001", "from 0.1 to 86400 seconds"),
+        ("PORACLE_HEALTH_INTERVAL", "86401", "from 0.1 to 86400 seconds"),
+        ("PORACLE_HEALTH_INTERVAL", "1000000000000000000", "from 0.1 to 86400 seconds"),
+        ("PORACLE_DOWN_AFTER", "101", "from 1 to 100"),
+        ("PORACLE_DOWN_AFTER", "99999999999999999999", "from 1 to 100"),
+        ("PORACLE_DOWN_AFTER", "+2", "must be an integer"),
+        ("PORACLE_DOWN_AFTER", "2.0", "must be an integer"),
+        ("PORACLE_UP_AFTER", "0", "from 1 to 100"),
+        ("PORACLE_UP_AFTER", "1_0", "must be an integer"),
+        ("PORACLE_REMIND_EVERY", "10081", "from 0 to 10080 minutes"),
+        ("PORACLE_REMIND_EVERY", "99999999999999999999", "from 0 to 10080 minutes"),
+        ("DISCORD_GUILD_ID", SNOWFLAKE_30, "not a Discord id"),
+        ("DISCORD_GUILD_ID", str(2**63), "not a Discord id"),
+        ("DISCORD_GUILD_ID", "0", "not a Discord id"),
+        ("DISCORD_GUILD_ID", "+5", "must be an integer"),
+        ("DISCORD_GUILD_ID", "1.0", "must be an integer"),
+        ("DISCORD_ALERT_CHANNEL_ID", str(2**63), "not a Discord id"),
+        ("PORACLE_STATUS_CHANNEL_ID", SNOWFLAKE_30, "not a Discord id"),
+        ("DISCORD_ADMIN_ROLE_IDS", f"1,{SNOWFLAKE_30}", "not a Discord id"),
+        ("PORACLE_SERVER_1_SSH_PORT", "+22", "must be an integer"),
+        ("PORACLE_SERVER_1_SSH_PORT", "22.0", "must be an integer"),
+        ("PORACLE_SERVER_1_SSH_PORT", "\u0662\u0662", "must be an integer"),
+        ("PORACLE_SERVER_1_API", "http://user:secret@192.0.2.10:3030", "user name or password"),
+        ("PORACLE_SERVER_1_API", "http://token@192.0.2.10:3030", "user name or password"),
+        ("PORACLE_SERVER_1_API", "http://192.0.2.10:0", "invalid port"),
+        ("PORACLE_SERVER_1_API", "http://a..b:3030", "invalid host name"),
+        ("PORACLE_SERVER_1_API", f"http://{'a' * 64}.example:3030", "invalid host name"),
+    ],
+)
+def test_absurd_values_are_errors_naming_their_variable(variable: str, value: str, words: str) -> None:
+    (problem,) = problems_of({**ONE_SERVER, variable: value})
+    assert problem.startswith(f"{variable}: "), problem
+    assert words in problem, problem
+
+
+def test_the_edges_of_every_range_are_allowed() -> None:
+    settings = load_settings(
+        {
+            **ONE_SERVER,
+            "PORACLE_SSH_TIMEOUT": "3600",
+            "PORACLE_SSH_CONNECT_TIMEOUT": "0.1",
+            "PORACLE_HEALTH_TIMEOUT": ".5",
+            "PORACLE_HEALTH_INTERVAL": "86400",
+            "PORACLE_DOWN_AFTER": "100",
+            "PORACLE_UP_AFTER": "1",
+            "PORACLE_REMIND_EVERY": "10080",
+            "DISCORD_GUILD_ID": str(2**63 - 1),
+            "PORACLE_SERVER_1_SSH_PORT": "65535",
+            f"{SERVER_PREFIX}9999_HOST": "h",
+            f"{SERVER_PREFIX}9999_API": "http://h",
+        }
+    )
+    assert (settings.ssh_timeout, settings.ssh_connect_timeout, settings.health_timeout) == (3600, 0.1, 0.5)
+    assert (settings.health_interval, settings.down_after, settings.remind_every) == (86400, 100, 10080)
+    assert settings.discord_guild_id == 2**63 - 1
+    assert [server.index for server in settings.servers] == [1, 9999]
+
+
+@pytest.mark.parametrize(
+    ("variable", "shown"),
+    [
+        ("PORACLE_SERVER_99999999999999999999_HOST", "PORACLE_SERVER_99999999999999999999_HOST"),
+        ("PORACLE_SERVER_10000_HOST", "PORACLE_SERVER_10000_HOST"),
+        ("PORACLE_SERVER_\u0661_HOST", "'PORACLE_SERVER_\\u0661_HOST'"),  # int() reads it as 1: not here
+        ("PORACLE_SERVER_+2_HOST", "PORACLE_SERVER_+2_HOST"),
+        ("PORACLE_SERVER_2_Host", "PORACLE_SERVER_2_Host"),
+        ("PORACLE_SERVER_2HOST", "PORACLE_SERVER_2HOST"),
+        ("PORACLE_SERVER_2_HOST\n", "'PORACLE_SERVER_2_HOST\\n'"),  # `$` in a regex would let it pass
+        ("PORACLE_SERVER_2_HO\x1b[31mST", "'PORACLE_SERVER_2_HO\\x1b[31mST'"),
+    ],
+)
+def test_malformed_server_variable_names_are_errors_naming_them(variable: str, shown: str) -> None:
+    (problem,) = problems_of({**ONE_SERVER, variable: "192.0.2.99"})
+    assert problem.startswith(f"{shown}: "), problem
+    assert "server" in problem
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORACLE_SERVER_1_NAME", "Main\tServer"),
+        ("PORACLE_SERVER_1_RESTART_CMD", "pm2 restart all\nreboot"),
+        ("PORACLE_SERVER_1_HEALTH_PATH", "/health\r"),
+        ("DISCORD_TOKEN", "secret-token\x1b[2J"),
+        ("PORACLE_DATA_DIR", "/srv/\udcffdata"),  # a byte that is not UTF-8, from the environment
+    ],
+)
+def test_control_characters_are_errors_that_do_not_show_the_value(variable: str, value: str) -> None:
+    (problem,) = problems_of({**ONE_SERVER, variable: value})
+    assert problem.startswith(f"{variable}: must be UTF-8 text without control characters"), problem
+    assert value not in problem and "secret" not in problem
+
+
+# ---------------------------------------------------------------- known_hosts follows the data directory
+
+
+def test_known_hosts_lives_in_the_data_directory_unless_set() -> None:
+    moved = load_settings({**ONE_SERVER, "PORACLE_DATA_DIR": "/srv/poracle"})
+    assert moved.ssh_known_hosts == Path("/srv/poracle/known_hosts")
+    both = load_settings({**ONE_SERVER, "PORACLE_DATA_DIR": "/srv/poracle", "PORACLE_SSH_KNOWN_HOSTS": "/keys/kh"})
+    assert both.ssh_known_hosts == Path("/keys/kh")
+    assert load_settings(ONE_SERVER).ssh_known_hosts == Path("/app/data/known_hosts")
+
+
+# ------------------------------------------------------------------------ near-miss server variables
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("PORACLE_SEVRER_2_HOST", "PORACLE_SERVER_2_HOST"),
+        ("PORACLE_SERVER2_HOST", "PORACLE_SERVER_2_HOST"),
+        ("PORACLE_SERVERS_1_API", "PORACLE_SERVER_1_API"),
+        ("PORACLESERVER_12_RESTART_CMD", "PORACLE_SERVER_12_RESTART_CMD"),
+        ("PORACLE_SRVER_3_SSH_USER", "PORACLE_SERVER_3_SSH_USER"),
+        ("poracle_server_2_host", "PORACLE_SERVER_2_HOST"),
+        ("poracle_health_timeout", "PORACLE_HEALTH_TIMEOUT"),
+    ],
+)
+def test_a_misspelt_server_variable_is_pointed_out_and_ignored(variable: str, meant: str) -> None:
+    env = {**ONE_SERVER, variable: "192.0.2.99"}
+    assert likely_typos(env) == [f"{variable}: not a setting; did you mean {meant}? (ignored)"]
+    settings = load_settings(env)
+    assert [server.host for server in settings.servers] == ["192.0.2.10"]
+
+
+def test_a_shared_env_file_stays_quiet() -> None:
+    # PoracleJS's own variables (config/custom-environment-variables.json), PoracleWeb's and others'.
+    shared = {
+        "PORACLE_SERVER_HOST": "0.0.0.0",
+        "PORACLE_SERVER_PORT": "3030",
+        "PORACLE_DB_HOST": "db",
+        "PORACLE_DB_PORT": "3306",
+        "PORACLE_DB_USER": "poracle",
+        "PORACLE_IP_WHITELIST": '["127.0.0.1"]',
+        "PORACLE_LANGUAGE": "en",
+        "PORACLE_WEB_PORT": "8082",
+        "DISCORD_ENABLED": "true",
+        "REDIS_SERVER_1_HOST": "redis",
+    }
+    env = {**ONE_SERVER, **shared}
+    assert likely_typos(env) == []
+    assert len(load_settings(env).servers) == 1
+
+
+def test_no_servers_is_reported_even_beside_other_problems() -> None:
+    problems = problems_of({"PORACLE_SEVRER_1_HOST": "192.0.2.10", "PORACLE_SSH_TIMEOUT": "soon"})
+    assert [problem.split(":", 1)[0] for problem in problems] == ["PORACLE_SSH_TIMEOUT", "PORACLE_SERVER_1_HOST"]
+    assert "no servers configured" in problems[1]
+
+
+def test_a_dotenv_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"PORACLE_SERVER_1_HOST=192.0.2.10\nPORACLE_SERVER_1_NAME=M\xfcnchen\n")  # Latin-1
+    with pytest.raises(ConfigError) as caught:
+        read_environment(env_file, {})
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{env_file}: cannot read this .env file"), problem
