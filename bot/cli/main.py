@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import (
     ALL,
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
 EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: refused while another restart runs there; try again later
+EXIT_UNHEALTHY = 1
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
@@ -123,10 +124,11 @@ def _config(settings: Settings) -> int:
     return 0
 
 
-async def _trust(settings: Settings, target: str, assume_yes: bool) -> int:
+async def _trust(settings: Settings, target: str, assume_yes: bool, replace: bool) -> int:
     from bot.cli.trust import trust_servers
 
-    return await trust_servers(settings, settings.select(target), assume_yes=assume_yes, confirm=_confirm)
+    servers = settings.select(target)
+    return await trust_servers(settings, servers, assume_yes=assume_yes, replace=replace, confirm=_confirm)
 
 
 def _gate(settings: Settings, node: str | None) -> int:
@@ -155,7 +157,7 @@ def _healthcheck(settings: Settings) -> int:
     )
     if problem is not None:
         print(f"unhealthy: {problem}", file=sys.stderr)
-        return 1
+        return EXIT_UNHEALTHY
     print("healthy: connected to Discord, monitor rounds are running")
     return 0
 
@@ -168,35 +170,56 @@ def _run(settings: Settings) -> int:
     return 0
 
 
+def _add_options(parser: argparse.ArgumentParser, *, in_command: bool) -> None:
+    """The options every command takes, before or after its name. A command's own copy has no default, so
+    it does not undo one given before the command (`--env-file x check`)."""
+    keep: dict[str, Any] = {"default": argparse.SUPPRESS} if in_command else {}
+    help_env = "read settings from FILE, which must exist (default: ./.env, if there is one)"
+    parser.add_argument("--env-file", type=Path, metavar="FILE", help=help_env, **keep)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)", **keep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="poracle-bot",
         description="Check and restart PoracleJS servers; run the Discord bot that does it for your admins.",
     )
-    parser.add_argument("--env-file", type=Path, default=Path(".env"), help="read this .env file (default: ./.env)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)")
+    _add_options(parser, in_command=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("check", help="check every server's health; exit 0 only when all are online")
-    restart = commands.add_parser("restart", help="restart one server, or all of them, over SSH")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary)
+        _add_options(sub, in_command=True)
+        return sub
+
+    command("check", "check every server's health; exit 0 only when all are online")
+    restart = command("restart", "restart one server, or all of them, over SSH")
     restart.add_argument("server", metavar="NAME", help=f"a configured server name, or '{ALL}'")
     restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    commands.add_parser("config", help="print the effective configuration (secrets masked)")
-    commands.add_parser("run", help="run the Discord bot")
-    commands.add_parser(
-        "doctor", help="check the configuration, the SSH key and every server (API, host key, login); changes nothing"
-    )
-    trust = commands.add_parser("trust", help="show servers' SSH host key fingerprints and pin them in known_hosts")
+    command("config", "print the effective configuration (secrets masked)")
+    command("run", "run the Discord bot")
+    command("doctor", "check the configuration, the SSH key and every server (API, host key, login); changes nothing")
+    trust = command("trust", "show servers' SSH host key fingerprints and pin them in known_hosts")
     trust.add_argument("server", metavar="NAME", nargs="?", default=ALL, help=f"a server name, or '{ALL}' (default)")
-    trust.add_argument("-y", "--yes", action="store_true", help="pin (or replace a changed key) without asking")
-    gate = commands.add_parser(
-        "gate", help="print how to limit the bot's SSH key to poracle-gate on each server; connects nowhere"
+    trust.add_argument("-y", "--yes", action="store_true", help="pin keys not pinned yet without asking")
+    trust.add_argument(
+        "--replace", action="store_true", help="replace a pinned key that has CHANGED (asks first, unless --yes)"
     )
+    gate = command("gate", "print how to limit the bot's SSH key to poracle-gate on each server; connects nowhere")
     gate.add_argument("--program", action="store_true", help="print only the gate program (needs no configuration)")
     gate.add_argument(
         "--node", type=_node_path, metavar="PATH", help="node's full path on the servers, when SSH commands lack it"
     )
-    commands.add_parser("healthcheck", help="exit 0 only while the running bot is connected and monitoring")
+    command("healthcheck", "exit 0 only while the running bot is connected and monitoring")
     return parser
+
+
+def _read_environment(env_file: Path | None) -> dict[str, str]:
+    """`--env-file` must name a file; without it, ./.env is read if there is one."""
+    if env_file is not None and not env_file.is_file():
+        what = "is not a file" if env_file.exists() else "no such file"
+        raise ConfigError([f"--env-file {env_file}: {what}"])
+    return read_environment(Path(".env") if env_file is None else env_file)
 
 
 def _node_path(value: str) -> str:
@@ -212,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
     try:
-        env = read_environment(args.env_file)
+        env = _read_environment(args.env_file)
         for warning in likely_typos(env):
             log.warning("%s", warning)
         if args.command == "doctor":  # doctor reports a bad configuration in its own checklist
@@ -232,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),
             "config": lambda: _config(settings),
             "run": lambda: _run(settings),
-            "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes)),
+            "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes, args.replace)),
             "gate": lambda: _gate(settings, args.node),
             "healthcheck": lambda: _healthcheck(settings),
         }
@@ -240,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("poracle-bot: configuration error:", file=sys.stderr)
         print("\n".join(f"  - {problem}" for problem in exc.problems), file=sys.stderr)
-        return EXIT_CONFIG
+        # Docker reserves a HEALTHCHECK's exit status 2: a bot that cannot read its configuration is unhealthy.
+        return EXIT_UNHEALTHY if args.command == "healthcheck" else EXIT_CONFIG
     except UnknownServer as exc:
         print(f"poracle-bot: {exc}", file=sys.stderr)
         return 1

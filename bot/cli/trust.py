@@ -1,11 +1,14 @@
 """`poracle-bot trust`: pin servers' SSH host keys after a person has seen their fingerprints.
 
 This is how the `strict` policy is meant to be used: pin every server once with `trust`, then set
-PORACLE_SSH_HOST_KEY_POLICY=strict so the bot never trusts a key on its own.
+PORACLE_SSH_HOST_KEY_POLICY=strict so the bot never trusts a key on its own. A key that has CHANGED is
+replaced only when asked for by name (`--replace`): `--yes` alone, meant for pinning new servers in a
+script, must never swap a pinned key for a man in the middle's.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,7 +58,12 @@ def describe_key(key: asyncssh.SSHKey) -> str:
 
 
 async def check_host_key(runner: SshRunner, server: ServerConfig) -> HostKeyCheck:
-    """Fetch the server's host key (no login) and compare it; ConnectionProblem when it cannot be fetched."""
+    """Fetch the server's host key (no login) and compare it; ConnectionProblem when it cannot be fetched,
+    or when known_hosts cannot be read."""
+    try:
+        runner.known_hosts.keys_for(server.host, server.ssh_port)
+    except (OSError, ValueError) as exc:  # asyncssh refuses a file with a malformed line
+        raise ConnectionProblem(f"cannot use known_hosts file {runner.known_hosts.path}: {exc}") from None
     offered = await runner.host_key(server)
     return HostKeyCheck(server, offered, tuple(runner.known_hosts.keys_for(server.host, server.ssh_port)))
 
@@ -67,15 +75,24 @@ def _where_to_compare(key: asyncssh.SSHKey) -> str:
 
 
 async def trust_servers(
-    settings: Settings, servers: Iterable[ServerConfig], *, assume_yes: bool, confirm: Callable[[str], bool]
+    settings: Settings,
+    servers: Iterable[ServerConfig],
+    *,
+    assume_yes: bool,
+    confirm: Callable[[str], bool],
+    replace: bool = False,
 ) -> int:
-    """Pin each server's key once confirmed; exit status 0 only when every server ends up pinned."""
+    """Pin each server's key once confirmed, replacing a changed one only with `replace`; exit status 0 only
+    when every server ends up pinned."""
     runner = SshRunner(settings)
-    results = [await _trust(runner, server, assume_yes, confirm) for server in servers]  # one prompt at a time
+    # One prompt at a time.
+    results = [await _trust(runner, server, assume_yes, replace, confirm) for server in servers]
     return 0 if all(results) else 1
 
 
-async def _trust(runner: SshRunner, server: ServerConfig, assume_yes: bool, confirm: Callable[[str], bool]) -> bool:
+async def _trust(
+    runner: SshRunner, server: ServerConfig, assume_yes: bool, replace: bool, confirm: Callable[[str], bool]
+) -> bool:
     try:
         check = await check_host_key(runner, server)
     except ConnectionProblem as exc:
@@ -94,6 +111,10 @@ async def _trust(runner: SshRunner, server: ServerConfig, assume_yes: bool, conf
             "    Otherwise someone may be intercepting the connection: do not replace the key.\n"
             f"    Check on the server: {_where_to_compare(check.offered)}"
         )
+        if not replace:
+            again = f"poracle-bot trust {shlex.quote(server.name)} --replace"
+            print(f"{server.name}: nothing changed; once you know why the key changed, replace it with `{again}`")
+            return False
         question = f"Replace the pinned key of {server.name} with {fingerprint(check.offered)}?"
     else:
         print(

@@ -7,6 +7,7 @@ import getpass
 import re
 import signal
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from bot.cli.main import EXIT_BUSY
 from bot.config import load_settings
+from bot.core import heartbeat
 from bot.core.service import Requester
 from bot.core.store import Origin
 from tests.support.cli import cli, running_cli, write_env
@@ -77,14 +79,83 @@ async def test_check_with_one_offline_exits_1(tmp_path: Path) -> None:
     assert table[2] == ["Down", "offline", "-", "-", "connection refused"]
 
 
-async def test_env_file_option(tmp_path: Path) -> None:
+@pytest.mark.parametrize("before", [True, False], ids=["before-the-command", "after-the-command"])
+async def test_env_file_option(tmp_path: Path, before: bool) -> None:
     elsewhere = tmp_path / "conf"
     elsewhere.mkdir()
     async with http_server() as http:
         write_env(elsewhere, **server_env(1, "FromOption", http.url))
-        run = await cli(tmp_path, "--env-file", str(elsewhere / ".env"), "check")
+        option = ["--env-file", str(elsewhere / ".env")]
+        run = await cli(tmp_path, *([*option, "check"] if before else ["check", *option, "-v"]))
     assert run.code == 0, run
     assert "FromOption" in run.out
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-the-command", "after-the-command"])
+@pytest.mark.parametrize("missing", ["no-such.env", "a-directory"])
+async def test_an_env_file_that_is_not_there_is_an_error(
+    tmp_path: Path, api: HttpServer, before: bool, missing: str
+) -> None:
+    write_env(tmp_path, **server_env(1, "FromDefault", api.url))  # what would be checked if the option were lost
+    (tmp_path / "a-directory").mkdir()
+    option = ["--env-file", str(tmp_path / missing)]
+    run = await cli(tmp_path, *([*option, "check"] if before else ["check", *option]))
+    assert run.code == 2, run
+    assert f"--env-file {tmp_path / missing}: " in run.err
+    assert run.out == "" and api.requests == []
+
+
+async def test_an_env_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path, api: HttpServer) -> None:
+    (tmp_path / ".env").write_bytes(
+        f"PORACLE_SERVER_1_HOST=127.0.0.1\nPORACLE_SERVER_1_API={api.url}\n".encode() + b"X=\xff\n"
+    )
+    run = await cli(tmp_path, "check")
+    assert run.code == 2, run
+    assert ".env: cannot read this .env file" in run.err
+    assert api.requests == []
+
+
+# Each of these ended in a Python traceback: the value passed validation and broke the command later.
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "code"),
+    [
+        ("check", "PORACLE_HEALTH_TIMEOUT", "inf", 2),  # OverflowError in the HTTP client's timeout
+        ("check", "PORACLE_SERVER_1_API", "http://a..b:3030", 2),  # UnicodeError encoding the host name
+        ("healthcheck", "PORACLE_HEALTH_INTERVAL", "1000000000000000000", 1),  # OverflowError in timedelta
+        ("healthcheck", "PORACLE_HEALTH_TIMEOUT", "1e309", 1),
+    ],
+)
+async def test_absurd_values_are_errors_not_tracebacks(
+    tmp_path: Path, api: HttpServer, command: str, variable: str, value: str, code: int
+) -> None:
+    data = tmp_path / "data"
+    heartbeat.write(data, heartbeat.Heartbeat(datetime.now(UTC), connected=True))
+    env = server_env(1, "Main", api.url) | {"PORACLE_DATA_DIR": str(data), variable: value}
+    write_env(tmp_path, **env)
+    run = await cli(tmp_path, command)  # cli() fails on any traceback
+    assert run.code == code, run
+    assert f"{variable}: " in run.err, run
+    assert run.out == "" and api.requests == []
+
+
+async def test_a_misspelt_server_block_is_pointed_out(tmp_path: Path, api: HttpServer) -> None:
+    misspelt = {"PORACLE_SEVRER_2_HOST": "127.0.0.1", "PORACLE_SERVER2_API": api.url}
+    write_env(tmp_path, **server_env(1, "Main", api.url), **misspelt)
+    run = await cli(tmp_path, "check")
+    assert run.code == 0, run  # the good server is checked; the others are named, not silently dropped
+    assert "PORACLE_SEVRER_2_HOST: not a setting; did you mean PORACLE_SERVER_2_HOST?" in run.err
+    assert "PORACLE_SERVER2_API: not a setting; did you mean PORACLE_SERVER_2_API?" in run.err
+    assert [row[0] for row in rows(run.out)[1:]] == ["Main"]
+
+
+async def test_a_config_whose_only_server_block_is_misspelt_fails(tmp_path: Path, api: HttpServer) -> None:
+    write_env(tmp_path, PORACLE_SEVRER_1_HOST="127.0.0.1", PORACLE_SEVRER_1_API=api.url, PORACLE_DOWN_AFTER="x")
+    run = await cli(tmp_path, "check")
+    assert run.code == 2, run
+    assert "PORACLE_SEVRER_1_HOST: not a setting; did you mean PORACLE_SERVER_1_HOST?" in run.err
+    assert "PORACLE_SERVER_1_HOST: no servers configured" in run.err
+    assert "PORACLE_DOWN_AFTER: " in run.err
+    assert run.out == "" and api.requests == []
 
 
 # ---------------------------------------------------------------------------------------------- restart

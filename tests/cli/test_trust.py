@@ -13,6 +13,7 @@ from bot.cli.trust import trust_servers
 from bot.config import Settings, load_settings
 from bot.core.hostkeys import KnownHosts
 from bot.core.ssh import SshRunner
+from tests.support.cli import cli, write_env
 from tests.support.sshd import SshdFactory, SshServer, free_port
 
 OTHER_HOST_LINE = "other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
@@ -121,26 +122,83 @@ def test_cli_without_a_terminal_pins_nothing_and_with_yes_pins(sshd: SshServer, 
     assert "no server called 'nope'" in unknown.stderr
 
 
-async def test_detects_a_changed_key_and_replaces_it_only_when_confirmed(
-    sshd: SshServer, sshd_factory: SshdFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    reinstalled = sshd_factory(client_key=sshd.client_key)  # same login, new host key
+@pytest.fixture
+def reinstalled(sshd: SshServer, sshd_factory: SshdFactory, tmp_path: Path) -> tuple[SshServer, Path, str]:
+    """A server whose host key changed (same login): known_hosts pins its old key among other lines.
+    Returns the server, the known_hosts file and that file's text."""
+    server = sshd_factory(client_key=sshd.client_key)
     known_hosts = tmp_path / "known_hosts"
-    old_line = f"[127.0.0.1]:{reinstalled.port} {sshd.host_public_key}\n"
-    known_hosts.write_text("# pinned by hand\n" + OTHER_HOST_LINE + old_line)
-    settings = settings_for(reinstalled, known_hosts)
+    text = "# pinned by hand\n" + OTHER_HOST_LINE + f"[127.0.0.1]:{server.port} {sshd.host_public_key}\n"
+    known_hosts.write_text(text)
+    return server, known_hosts, text
 
-    answers = Answers(False)
+
+async def test_a_changed_key_is_replaced_only_with_replace_and_confirmation(
+    reinstalled: tuple[SshServer, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, known_hosts, before = reinstalled
+    settings = settings_for(server, known_hosts)
+
+    answers = Answers(True)  # a person who would say yes to anything is not even asked without --replace
     assert await trust_servers(settings, settings.servers, assume_yes=False, confirm=answers) == 1
     out = capsys.readouterr().out
     assert "WARNING" in out and "has CHANGED" in out and "intercepting" in out
-    assert answers.questions and "Replace" in answers.questions[0]
-    assert known_hosts.read_text() == "# pinned by hand\n" + OTHER_HOST_LINE + old_line
+    assert "poracle-bot trust Main --replace" in out
+    assert answers.questions == []
+    assert known_hosts.read_bytes() == before.encode()
 
-    assert await trust_servers(settings, settings.servers, assume_yes=False, confirm=Answers(True)) == 0
-    assert pinned_keys(settings, reinstalled) == [reinstalled.host_public_key]
-    assert known_hosts.read_text() == "# pinned by hand\n" + OTHER_HOST_LINE + reinstalled.known_hosts_line() + "\n"
+    answers = Answers(False)
+    assert await trust_servers(settings, settings.servers, assume_yes=False, replace=True, confirm=answers) == 1
+    assert answers.questions and "Replace" in answers.questions[0]
+    assert known_hosts.read_bytes() == before.encode()
+
+    assert await trust_servers(settings, settings.servers, assume_yes=False, replace=True, confirm=Answers(True)) == 0
+    assert pinned_keys(settings, server) == [server.host_public_key]
+    assert known_hosts.read_text() == "# pinned by hand\n" + OTHER_HOST_LINE + server.known_hosts_line() + "\n"
     assert (await SshRunner(settings).run(settings.servers[0], "true", 10)).succeeded
+
+
+async def test_cli_yes_alone_never_replaces_a_changed_key(reinstalled: tuple[SshServer, Path, str]) -> None:
+    server, known_hosts, before = reinstalled
+    directory = known_hosts.parent
+    env = {
+        "PORACLE_SSH_KEY_PATH": str(server.client_key),
+        "PORACLE_SSH_KNOWN_HOSTS": str(known_hosts),
+        "PORACLE_SERVER_1_NAME": "Main",
+        "PORACLE_SERVER_1_HOST": server.host,
+        "PORACLE_SERVER_1_SSH_PORT": str(server.port),
+        "PORACLE_SERVER_1_SSH_USER": server.user,
+        "PORACLE_SERVER_1_API": "http://127.0.0.1:9",
+    }
+    write_env(directory, **env)
+    refused = await cli(directory, "trust", "Main", "--yes")
+    assert refused.code == 1, refused
+    assert "has CHANGED" in refused.out and "poracle-bot trust Main --replace" in refused.out
+    assert known_hosts.read_bytes() == before.encode()
+
+    unanswered = await cli(directory, "trust", "Main", "--replace")  # no terminal: nobody confirmed
+    assert unanswered.code == 1, unanswered
+    assert known_hosts.read_bytes() == before.encode()
+
+    replaced = await cli(directory, "trust", "--replace", "--yes")
+    assert replaced.code == 0, replaced
+    assert known_hosts.read_text() == "# pinned by hand\n" + OTHER_HOST_LINE + server.known_hosts_line() + "\n"
+
+
+async def test_cli_pins_into_the_data_directory_when_known_hosts_is_not_set(sshd: SshServer, tmp_path: Path) -> None:
+    data = tmp_path / "state"
+    env = {
+        "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
+        "PORACLE_DATA_DIR": str(data),
+        "PORACLE_SERVER_1_HOST": sshd.host,
+        "PORACLE_SERVER_1_SSH_PORT": str(sshd.port),
+        "PORACLE_SERVER_1_API": "http://127.0.0.1:9",
+    }
+    write_env(tmp_path, **env)
+    run = await cli(tmp_path, "trust", "--yes")
+    assert run.code == 0, run
+    assert f"in {data / 'known_hosts'}" in run.out
+    assert (data / "known_hosts").read_text() == sshd.known_hosts_line() + "\n"
 
 
 async def test_unreachable_server_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
