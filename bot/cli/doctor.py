@@ -4,6 +4,8 @@ It changes nothing. With ACCESS=command the SSH check logs in and out without op
 runs on a server, not even the restart command a `command=` restriction in authorized_keys would force. With
 ACCESS=gate it asks the gate `hello` (which only reads) for its version and the verbs it allows. No host key
 is pinned: an unknown key is trusted for doctor's own checks only, and `poracle-bot trust` is what pins.
+Whether the bot can write is found out by writing (a scratch file, removed at once; existing files opened for
+appending without a byte written): permission bits, ACLs, read-only mounts, squashed NFS and full disks show.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from bot.config import (
     access_warnings,
     load_settings,
 )
+from bot.core import store
 from bot.core.gate_protocol import PROTOCOL, GateHello, hello_command, parse_hello
 from bot.core.health import HealthChecker, HealthResult
 from bot.core.hostkeys import KnownHosts, fingerprint
@@ -36,7 +40,10 @@ from bot.core.ssh import CommandOutcome, ConnectionProblem, GateResult, SshRunne
 
 KEY_FIX = "mount a dedicated private key without a passphrase at /app/ssh_key (Docker), or set PORACLE_SSH_KEY_PATH"
 SSH_REACH_FIX = "check the host and SSH port, that sshd runs there, and that the firewall lets this machine in"
-WRITABLE_FIX = "make it a directory the user running the bot can write to (in Docker: the /app/data volume)"
+WRITABLE_FIX = "make it, and the files in it, writable by the user running the bot (in Docker: the /app/data volume)"
+# The database and SQLite's companions in WAL mode: each must be writable once it exists.
+DATABASE_FILES = (store.FILE_NAME, f"{store.FILE_NAME}-wal", f"{store.FILE_NAME}-shm")
+SQLITE_HEADER = b"SQLite format 3\x00"
 API_FIX = (
     "is PoracleJS running, listening on 0.0.0.0 (server.host in its config, not 127.0.0.1), "
     "and does the firewall let this machine reach that port?"
@@ -72,9 +79,11 @@ async def run_doctor(env: Mapping[str, str]) -> int:
     try:
         settings = load_settings(env)
     except ConfigError as exc:
+        from bot.cli.main import EXIT_CONFIG
+
         print("\n".join(Finding(Level.FAIL, "Configuration", problem).line() for problem in exc.problems))
         print(f"{len(exc.problems)} configuration problem(s): fix them first, nothing else was checked.")
-        return 1
+        return EXIT_CONFIG
     findings = await diagnose(settings)
     print("\n".join(finding.line() for finding in findings))
     failed = sum(finding.level is Level.FAIL for finding in findings)
@@ -90,11 +99,15 @@ async def diagnose(settings: Settings) -> list[Finding]:
     findings += _discord(settings)
     key_findings = {path: _key(path) for path in dict.fromkeys(server.ssh_key_path for server in settings.servers)}
     findings += key_findings.values()
-    findings += [_data_dir(settings), _known_hosts(settings)]
+    host_keys, hosts_readable = _known_hosts(settings)
+    findings += [_data_dir(settings), host_keys]
     runner = SshRunner(settings)
     async with HealthChecker(settings.health_timeout) as checker:
         per_server = await asyncio.gather(
-            *(_server(settings, checker, runner, s, key_findings[s.ssh_key_path]) for s in settings.servers)
+            *(
+                _server(settings, checker, runner, s, key_findings[s.ssh_key_path], hosts_readable)
+                for s in settings.servers
+            )
         )
     return findings + [finding for server_findings in per_server for finding in server_findings]
 
@@ -120,56 +133,93 @@ def _key(path: Path) -> Finding:
     return Finding(Level.OK, "SSH key", f"{path}: {key.get_algorithm()} {fingerprint(key)}, no passphrase")
 
 
-def _writable_dir(directory: Path) -> bool:
-    """Whether the bot can create files in `directory`, creating it and its missing parents if need be."""
-    while not directory.exists():
-        directory = directory.parent
-    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)
-
-
-def _writable(path: Path) -> bool:
-    """Whether the bot can append to the file `path`, creating it if need be."""
-    return path.is_file() and os.access(path, os.W_OK) if path.exists() else _writable_dir(path.parent)
+def _write_problem(path: Path) -> str | None:
+    """Why the bot could not write `path`, or None. An existing file is opened for appending (nothing is
+    written); in a directory, or the nearest existing one above a missing path (the bot creates the rest),
+    a scratch file is written, synced and removed."""
+    try:
+        if path.is_file():
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+            return None
+        directory = path
+        while not directory.exists():
+            directory = directory.parent
+        if not directory.is_dir():
+            return f"{directory} is not a directory"
+        descriptor, scratch = tempfile.mkstemp(prefix=".poracle-doctor-", dir=directory)
+        try:
+            os.write(descriptor, b"\n")
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+            os.unlink(scratch)
+    except OSError as exc:
+        return f"{exc.filename or path}: {exc.strerror or exc}"
+    return None
 
 
 def _data_dir(settings: Settings) -> Finding:
-    if _writable_dir(settings.data_dir):
-        return Finding(Level.OK, "Data", f"{settings.data_dir} is writable")
-    return Finding(
-        Level.FAIL,
-        "Data",
-        f"{settings.data_dir} cannot be written: the bot could not keep its state and heartbeat",
-        WRITABLE_FIX,
-    )
+    directory = settings.data_dir
+    files = [directory / name for name in DATABASE_FILES if (directory / name).exists()]
+    problem = next(filter(None, map(_write_problem, [directory, *files])), None)
+    if problem is not None:
+        return Finding(
+            Level.FAIL,
+            "Data",
+            f"{directory} cannot be written ({problem}): the bot could not keep its state and heartbeat",
+            WRITABLE_FIX,
+        )
+    database = directory / store.FILE_NAME
+    if database.is_file() and database.stat().st_size and not _is_sqlite(database):
+        return Finding(
+            Level.FAIL, "Data", f"{database} is not a SQLite database", "move it away: the bot starts a new one"
+        )
+    return Finding(Level.OK, "Data", f"{directory} is writable")
 
 
-def _known_hosts(settings: Settings) -> Finding:
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+
+
+def _known_hosts(settings: Settings) -> tuple[Finding, bool]:
+    """The finding, and whether the file can be read at all (if not, the servers' host keys cannot be checked)."""
     path = settings.ssh_known_hosts
     policy = settings.ssh_host_key_policy
     if policy is HostKeyPolicy.OFF:
-        return Finding(
+        finding = Finding(
             Level.WARN,
             "Host keys",
             "PORACLE_SSH_HOST_KEY_POLICY=off: the bot logs in to whatever answers at a server's address",
             "use accept-new (the default) or strict",
         )
+        return finding, True
     try:
-        KnownHosts(path).load()
-    except (OSError, ValueError) as exc:
-        return Finding(Level.FAIL, "Host keys", f"cannot read {path}: {exc}", "fix or remove the broken line")
-    if policy is HostKeyPolicy.ACCEPT_NEW and not _writable(path):
-        return Finding(
-            Level.FAIL,
-            "Host keys",
-            f"{path} cannot be written: a new server's host key could not be pinned",
-            WRITABLE_FIX,
-        )
-    return Finding(Level.OK, "Host keys", f"{path} is usable (policy {policy})")
+        malformed = KnownHosts(path).malformed_lines()
+    except (OSError, UnicodeDecodeError) as exc:
+        return Finding(Level.FAIL, "Host keys", f"cannot read {path}: {exc}", "fix or remove it"), False
+    if malformed:
+        (first, why), *more = malformed
+        also = f"; also line(s) {', '.join(str(number) for number, _ in more)}" if more else ""
+        text = f"{path} line {first}: {why}{also}"
+        return Finding(Level.FAIL, "Host keys", text, "fix or remove the broken line(s)"), False
+    problem = _write_problem(path) if policy is HostKeyPolicy.ACCEPT_NEW else None
+    if problem is not None:
+        text = f"{path} cannot be written ({problem}): a new server's host key could not be pinned"
+        return Finding(Level.FAIL, "Host keys", text, WRITABLE_FIX), True
+    return Finding(Level.OK, "Host keys", f"{path} is usable (policy {policy})"), True
 
 
 async def _server(
-    settings: Settings, checker: HealthChecker, runner: SshRunner, server: ServerConfig, key: Finding
+    settings: Settings,
+    checker: HealthChecker,
+    runner: SshRunner,
+    server: ServerConfig,
+    key: Finding,
+    hosts_readable: bool,
 ) -> list[Finding]:
+    if not hosts_readable:  # reported once, at the file: its host key cannot be compared, so no login either
+        return [_api(server, await checker.check(server))]
     api, ssh = await asyncio.gather(checker.check(server), _ssh(settings, runner, server, key))
     return [_api(server, api), *ssh]
 
@@ -273,7 +323,7 @@ def _gate_version(server: ServerConfig, reply: GateHello) -> Finding:
 
 def _host_key(policy: HostKeyPolicy, check: HostKeyCheck) -> Finding:
     name = check.server.name
-    trust = f"run `poracle-bot trust {name}`"
+    trust = f"run `poracle-bot trust {shlex.quote(name)}`"
     if policy is HostKeyPolicy.OFF:
         return Finding(Level.WARN, name, f"host key {check.offered_text} is not verified (policy off)", trust)
     if check.state is PinState.PINNED:
@@ -283,7 +333,8 @@ def _host_key(policy: HostKeyPolicy, check: HostKeyCheck) -> Finding:
             Level.FAIL,
             name,
             f"host key has CHANGED: pinned {check.pinned_text}, offered {check.offered_text}; restarts are refused",
-            f"if the server was reinstalled, {trust} to replace it; if not, someone may be intercepting the connection",
+            f"if the server was reinstalled, run `poracle-bot trust {shlex.quote(name)} --replace` to replace it; "
+            "if not, someone may be intercepting the connection",
         )
     if policy is HostKeyPolicy.STRICT:
         return Finding(Level.FAIL, name, f"host key {check.offered_text} is not pinned and the policy is strict", trust)

@@ -32,6 +32,26 @@ class KnownHosts:
         text = self.path.read_text() if self.path.is_file() else ""
         return asyncssh.import_known_hosts(text)
 
+    def malformed_lines(self) -> list[tuple[int, str]]:
+        """(line number, why) of each line asyncssh refuses, which makes the whole file unusable, or skips
+        without a word because it cannot read the key, so that the line trusts nothing. OSError or
+        UnicodeDecodeError when the file cannot be read as text."""
+        text = self.path.read_text() if self.path.is_file() else ""
+        bad = []
+        for number, line in enumerate(text.splitlines(), 1):
+            entry = line.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            try:
+                asyncssh.import_known_hosts(entry)
+            except ValueError as exc:
+                bad.append((number, str(exc)))
+                continue
+            key = entry.split(None, 2 if entry.startswith("@") else 1)[-1]
+            if not _readable_key(key):
+                bad.append((number, f"no host key asyncssh can read: {_preview(key)}"))
+        return bad
+
     def keys_for(self, host: str, port: int) -> list[asyncssh.SSHKey]:
         return _trusted_keys(self.load(), host, port)
 
@@ -49,6 +69,20 @@ class KnownHosts:
         kept = [line for line in lines if not _trusted_keys(asyncssh.import_known_hosts(line), host, port)]
         self.path.write_text("".join(kept))
         log.info("Unpinned host keys of %s", host_pattern(host, port))
+
+
+def _readable_key(text: str) -> bool:
+    for read in (asyncssh.import_public_key, asyncssh.import_certificate):
+        try:
+            read(text)
+        except asyncssh.KeyImportError:
+            continue
+        return True
+    return False
+
+
+def _preview(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _trusted_keys(known_hosts: asyncssh.SSHKnownHosts, host: str, port: int) -> list[asyncssh.SSHKey]:

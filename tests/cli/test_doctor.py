@@ -3,14 +3,19 @@ gives its own line and a non-zero exit; all good gives 0; it never pins a key or
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.cli.doctor import run_doctor
 from bot.cli.main import main
+from bot.core.store import Store
+from tests.support.cli import User, cli, unprivileged_user, write_env
 from tests.support.local_http import HttpServer, http_server, refused_port
 from tests.support.sshd import SshdFactory, SshServer, generate_key
 
@@ -218,25 +223,173 @@ async def test_ssh_not_reachable(api: HttpServer, tmp_path: Path, capsys: pytest
     assert only(lines, "[FAIL] Main: cannot reach SSH at", "connection refused")
 
 
-async def test_known_hosts_that_cannot_be_written_under_accept_new(
-    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.fixture
+def bot_home() -> Iterator[tuple[User, Path]]:
+    """A directory of the unprivileged user the CLI runs as, with a private key of theirs in it. Not under
+    tmp_path: pytest's temporary directories are root's alone (mode 0700) when the tests run as root."""
+    user = unprivileged_user()
+    home = Path(tempfile.mkdtemp(prefix="poracle-doctor-"))
+    generate_key(home / "key")
+    for path in (home, home / "key", home / "key.pub"):
+        os.chown(path, user.uid, user.gid)
+    yield user, home
+    for directory in [home, *home.rglob("*")]:  # a test's read-only directories: not root, rmtree needs w
+        if directory.is_dir():
+            directory.chmod(0o755)
+    shutil.rmtree(home)
+
+
+def as_bot_user(user: User, path: Path, mode: int | None = None) -> Path:
+    os.chown(path, user.uid, user.gid)
+    if mode is not None:
+        path.chmod(mode)
+    return path
+
+
+def state_dir(user: User, home: Path) -> Path:
+    """The bot's data directory with a real database in it, all the bot user's."""
+    data = home / "data"
+    Store.open(data).close()
+    for path in data.iterdir():
+        as_bot_user(user, path)
+    return as_bot_user(user, data)
+
+
+def unprivileged_env(home: Path, **extra: str) -> dict[str, str]:
+    """Doctor for one server that does not answer (its lines are not what these tests are about)."""
+    return {
+        "PORACLE_SSH_KEY_PATH": str(home / "key"),
+        "PORACLE_DATA_DIR": str(home / "data"),
+        "PORACLE_SERVER_1_NAME": "Main",
+        "PORACLE_SERVER_1_HOST": "127.0.0.1",
+        "PORACLE_SERVER_1_SSH_PORT": str(refused_port()),
+        "PORACLE_SERVER_1_API": f"http://127.0.0.1:{refused_port()}",
+    } | extra
+
+
+def listing(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file below `directory` with its size and mode: doctor must leave it as it was."""
+    return {
+        str(path.relative_to(directory)): (path.stat().st_size, path.stat().st_mode) for path in directory.rglob("*")
+    }
+
+
+def a_file_in_the_way(user: User, home: Path) -> dict[str, str]:
+    (home / "a-file").write_text("")  # a directory path through a file: root cannot write there either
+    return {"PORACLE_DATA_DIR": str(home / "a-file" / "data")}
+
+
+def known_hosts_through_a_file(user: User, home: Path) -> dict[str, str]:
+    (home / "a-file").write_text("")
+    return {"PORACLE_SSH_KNOWN_HOSTS": str(home / "a-file" / "known_hosts")}
+
+
+def read_only_data_dir(user: User, home: Path) -> dict[str, str]:
+    state_dir(user, home).chmod(0o555)
+    return {}
+
+
+def read_only_database(user: User, home: Path) -> dict[str, str]:
+    (state_dir(user, home) / "poracle.db").chmod(0o444)  # say, left by a `restart` run as another user
+    return {}
+
+
+def read_only_wal(user: User, home: Path) -> dict[str, str]:
+    wal = state_dir(user, home) / "poracle.db-wal"  # SQLite's write-ahead log, there while the bot runs
+    wal.touch()
+    as_bot_user(user, wal, 0o444)
+    return {}
+
+
+def read_only_known_hosts(user: User, home: Path) -> dict[str, str]:
+    data = state_dir(user, home)
+    (data / "known_hosts").write_text("")
+    as_bot_user(user, data / "known_hosts", 0o444)
+    return {}
+
+
+def known_hosts_in_a_read_only_directory(user: User, home: Path) -> dict[str, str]:
+    state_dir(user, home)
+    keys = home / "keys"
+    keys.mkdir()
+    as_bot_user(user, keys, 0o555)
+    return {"PORACLE_SSH_KNOWN_HOSTS": str(keys / "known_hosts")}
+
+
+@pytest.mark.parametrize(
+    ("make", "subject", "words"),
+    [
+        (a_file_in_the_way, "Data", "is not a directory"),
+        (read_only_data_dir, "Data", "Permission denied"),
+        (read_only_database, "Data", "poracle.db: Permission denied"),
+        (read_only_wal, "Data", "poracle.db-wal: Permission denied"),
+        (known_hosts_through_a_file, "Host keys", "is not a directory"),
+        (read_only_known_hosts, "Host keys", "known_hosts: Permission denied"),
+        (known_hosts_in_a_read_only_directory, "Host keys", "Permission denied"),
+    ],
+)
+async def test_state_the_bot_user_cannot_write_fails(
+    bot_home: tuple[User, Path], make: Callable[[User, Path], dict[str, str]], subject: str, words: str
 ) -> None:
-    (tmp_path / "a-file").write_text("")  # a directory path through a file: root cannot write there either
-    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_KNOWN_HOSTS=str(tmp_path / "a-file" / "known_hosts"))
-    code, lines = await doctor(env, capsys)
-    assert code == 1
-    assert only(lines, "[FAIL] Host keys:", "cannot be written")
+    user, home = bot_home
+    write_env(home, **unprivileged_env(home, **make(user, home)))
+    before = listing(home)
+    run = await cli(home, "doctor", as_user=user)
+    assert run.code == 1, run
+    line = only(run.out.splitlines(), f"[FAIL] {subject}:", "cannot be written")
+    assert words in line, line
+    assert listing(home) == before  # no scratch file left, no SQLite file created, no mode changed
 
 
-async def test_data_directory_that_cannot_be_written(
+async def test_state_the_bot_user_can_write_passes_and_is_left_as_it_was(bot_home: tuple[User, Path]) -> None:
+    user, home = bot_home
+    data = state_dir(user, home)
+    (data / "known_hosts").write_text("")
+    as_bot_user(user, data / "known_hosts")
+    write_env(home, **unprivileged_env(home))
+    before = listing(home)
+    run = await cli(home, "doctor", as_user=user)
+    lines = run.out.splitlines()
+    assert only(lines, f"[ OK ] Data: {data} is writable")
+    assert only(lines, f"[ OK ] Host keys: {data / 'known_hosts'} is usable (policy accept-new)")
+    assert listing(home) == before
+
+
+async def test_a_file_that_is_not_a_database_fails(
     sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pin(sshd, tmp_path)
-    (tmp_path / "a-file").write_text("")
-    env = doctor_env(sshd, api.url, tmp_path, PORACLE_DATA_DIR=str(tmp_path / "a-file" / "data"))
-    code, lines = await doctor(env, capsys)
+    (tmp_path / "data" / "poracle.db").write_text("not a database\n")
+    code, lines = await doctor(doctor_env(sshd, api.url, tmp_path), capsys)
     assert code == 1
-    assert only(lines, "[FAIL] Data:", "cannot be written")
+    assert only(lines, "[FAIL] Data:", "poracle.db is not a SQLite database")
+
+
+async def test_known_hosts_lines_that_cannot_be_used_are_named_by_number(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    known_hosts = pin(sshd, tmp_path)
+    good = known_hosts.read_text()
+    garbage = "# a comment is fine\n\ngarbage\nhost ssh-ed25519 not-base64\n|1|bad|hash ssh-ed25519 AAAA\n@bogus h k\n"
+    known_hosts.write_text(good + garbage)
+    code, lines = await doctor(doctor_env(sshd, api.url, tmp_path), capsys)
+    assert code == 1, lines
+    line = only(lines, "[FAIL] Host keys:", f"{known_hosts} line 4:", "garbage")
+    assert "also line(s) 5, 6, 7" in line
+    assert not [line for line in lines if "host key" in line or "SSH login" in line]  # not compared, no login
+    assert only(lines, "[ OK ] Main: API answers")
+    assert lines[-1] == "1 problem(s) found."
+    assert known_hosts.read_text() == good + garbage
+
+
+async def test_a_key_asyncssh_would_skip_without_a_word_fails(
+    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    known_hosts = pin(sshd, tmp_path)
+    known_hosts.write_text(known_hosts.read_text() + "other.example ssh-ed25519 AAAAnot-a-key\n")
+    code, lines = await doctor(doctor_env(sshd, api.url, tmp_path), capsys)
+    assert code == 1, lines
+    assert only(lines, "[FAIL] Host keys:", "line 2: no host key asyncssh can read")
 
 
 async def test_two_servers_each_get_their_lines(
@@ -264,7 +417,7 @@ def test_bad_config_lists_each_problem_without_a_traceback(tmp_path: Path, capsy
     )
     code = main(["--env-file", str(env_file), "doctor"])
     out, err = capsys.readouterr()
-    assert code == 1
+    assert code == 2  # a configuration error, as for every other command
     lines = out.splitlines()
     assert only(lines, "[FAIL] Configuration: PORACLE_SERVER_1_HOST")
     assert only(lines, "[FAIL] Configuration: PORACLE_SERVER_1_API")
