@@ -1,0 +1,98 @@
+"""The README's table of commands gives each command's exit statuses: each one is produced here by running
+that command, as an operator would, into the situation the table names."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.core import heartbeat
+from tests.support.cli import cli, write_env
+from tests.support.local_http import HttpServer, refused_port
+from tests.support.sshd import SshServer
+from tests.support.world import server_env, ssh_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def documented_exit_codes() -> dict[str, set[int]]:
+    """{command: its exit statuses} from the README's table under "On the command line"."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("| Command | What it does | Exit status |", 1)[1].split("\n\n", 1)[0]
+    codes: dict[str, set[int]] = {}
+    for row in table.strip().splitlines()[1:]:  # below the | --- | line
+        command, _, status = (cell.strip() for cell in row.strip().strip("|").split(" | "))
+        name = re.match(r"`(\w+)", command)
+        assert name is not None, row
+        codes[name.group(1)] = {int(code) for code in re.findall(r"(?:^|; )(\d+):", status)}
+    return codes
+
+
+@dataclass
+class Situation:
+    """A directory with a `.env` of `env`, where `command args` is run."""
+
+    env: dict[str, str]
+    args: list[str] = field(default_factory=list)
+    prepare: Callable[[Path], None] | None = None
+
+
+def fresh_heartbeat(data: Path) -> None:
+    heartbeat.write(data, heartbeat.Heartbeat(datetime.now(UTC), connected=True))
+
+
+async def test_every_documented_exit_status_is_what_the_command_returns(
+    sshd: SshServer, api: HttpServer, tmp_path: Path
+) -> None:
+    down = f"http://127.0.0.1:{refused_port()}"
+    online = server_env(1, "Main", api.url)
+    broken = online | {"PORACLE_SSH_TIMEOUT": "later"}
+
+    def reachable(directory_name: str, pinned: bool = True) -> dict[str, str]:
+        (tmp_path / directory_name).mkdir()
+        env = ssh_env(sshd, tmp_path / directory_name / "known_hosts") | server_env(1, "Main", api.url, sshd)
+        if not pinned:
+            (tmp_path / directory_name / "known_hosts").unlink()
+        return env | {"PORACLE_DATA_DIR": str(tmp_path / directory_name / "data")}
+
+    situations: dict[tuple[str, int], Situation] = {
+        ("check", 0): Situation(online),
+        ("check", 1): Situation(server_env(1, "Main", down)),
+        ("check", 2): Situation(broken),
+        ("restart", 0): Situation(reachable("restart-0"), ["Main", "--yes"]),
+        ("restart", 1): Situation(reachable("restart-1"), ["Main"]),  # nobody at the terminal to confirm
+        ("restart", 2): Situation(broken, ["Main", "--yes"]),
+        ("config", 0): Situation(online),
+        ("config", 2): Situation(broken),
+        ("run", 2): Situation(online),  # no DISCORD_TOKEN
+        ("doctor", 0): Situation(reachable("doctor-0") | {"PORACLE_HEALTH_TIMEOUT": "2"}),
+        ("doctor", 1): Situation(server_env(1, "Main", down)),
+        ("doctor", 2): Situation(broken),
+        ("trust", 0): Situation(reachable("trust-0"), ["Main"]),  # already pinned
+        ("trust", 1): Situation(reachable("trust-1", pinned=False), ["Main"]),  # not confirmed
+        ("trust", 2): Situation(broken, ["Main"]),
+        ("healthcheck", 0): Situation(online | {"PORACLE_DATA_DIR": str(tmp_path / "hc-0")}, prepare=fresh_heartbeat),
+        ("healthcheck", 1): Situation(online | {"PORACLE_DATA_DIR": str(tmp_path / "hc-1")}),
+    }
+    documented = documented_exit_codes()
+    assert {(command, code) for command, codes in documented.items() for code in codes} == set(situations)
+
+    async def outcome(command: str, code: int, situation: Situation) -> tuple[str, int, int, str]:
+        directory = tmp_path / f"{command}-{code}"
+        directory.mkdir(exist_ok=True)
+        write_env(directory, **situation.env)
+        if situation.prepare is not None:
+            situation.prepare(Path(situation.env["PORACLE_DATA_DIR"]))
+        run = await cli(directory, command, *situation.args, timeout=120)
+        return command, code, run.code, run.out + run.err
+
+    # At once: each run is mostly interpreter start-up.
+    results = await asyncio.gather(*(outcome(*key, situation) for key, situation in situations.items()))
+    wrong = [
+        f"{command}: README says {code}, got {got}:\n{output}" for command, code, got, output in results if got != code
+    ]
+    assert not wrong, "\n\n".join(wrong)
