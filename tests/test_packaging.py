@@ -5,6 +5,7 @@ valid sh, the examples document every variable, and the built wheel works from a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -96,10 +97,17 @@ def test_readme_keeps_the_test_command() -> None:
 # ------------------------------------------------------------------------------ the wheel, installed
 
 
+def site_packages(python: str | Path) -> list[str]:
+    code = "import json, site; print(json.dumps(site.getsitepackages()))"
+    return list(json.loads(subprocess.check_output([str(python), "-c", code], text=True, timeout=30)))
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtual environment with the wheel built from this checkout. System site-packages give it
-    the dependencies (no downloads); the wheel itself is installed into the venv, not taken from there."""
+    """A fresh virtual environment with the wheel built from this checkout. The test run's own packages give
+    it the dependencies (no downloads), through a .pth file: `--system-site-packages` would give the base
+    interpreter's, which are not these when the tests run from a virtual environment (.ci/run's .venv).
+    The wheel itself is installed into the venv, by this run's pip, not taken from there."""
     base = tmp_path_factory.mktemp("packaging")
     source = base / "source"  # a copy: the build leaves nothing in the checkout
     source.mkdir()
@@ -110,11 +118,12 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(base / "dist"), str(source)], check=True, timeout=300)
     (wheel,) = (base / "dist").glob("poracle_bot-*.whl")
     env = base / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)], check=True, timeout=60
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=60)
+    python = env / "bin" / "python"
+    (own,) = site_packages(python)
+    Path(own, "test-run-packages.pth").write_text("".join(f"{path}\n" for path in site_packages(sys.executable)))
     install = ["install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)]
-    subprocess.run([str(env / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *install], check=True)
+    subprocess.run([*pip, f"--python={python}", *install], check=True, timeout=300)
     return env
 
 
@@ -206,3 +215,30 @@ async def test_config_and_doctor_from_the_installed_script(
     assert "[ OK ] Main: API answers (HTTP 200" in out
     assert f"[ OK ] Main: SSH login as {sshd.user}@127.0.0.1 works" in out
     assert api.requests == ["/health"]
+
+
+def test_poracle_bot_script_runs_the_command_line_from_its_virtual_environment(venv: Path, tmp_path: Path) -> None:
+    """./poracle-bot once .venv holds the bot: it runs the command there, in the caller's directory (where
+    the .env is), and installs nothing. (Making .venv needs the package index: shown on a fresh Debian.)"""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in ("poracle-bot", "pyproject.toml"):
+        shutil.copy2(ROOT / name, checkout / name)  # pyproject.toml keeps its older time: no reinstall
+    (checkout / ".venv").symlink_to(venv)
+    (venv / ".installed").touch()
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    (here / ".env").write_text(
+        "PORACLE_SERVER_1_NAME=FromHere\nPORACLE_SERVER_1_HOST=h\nPORACLE_SERVER_1_API=http://h\n"
+    )
+    done = subprocess.run(
+        [str(checkout / "poracle-bot"), "config"],
+        cwd=here,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done
+    assert "PORACLE_SERVER_1_NAME=FromHere" in done.stdout
+    assert done.stderr == "", done.stderr  # nothing made, nothing installed
