@@ -120,7 +120,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=60)
     python = env / "bin" / "python"
-    (own,) = site_packages(python)
+    own = next(path for path in site_packages(python) if Path(path).is_dir())  # Debian's list has more
     Path(own, "test-run-packages.pth").write_text("".join(f"{path}\n" for path in site_packages(sys.executable)))
     install = ["install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)]
     subprocess.run([*pip, f"--python={python}", *install], check=True, timeout=300)
