@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.core import heartbeat
-from tests.support.cli import cli, write_env
+from tests.support.cli import cli, running_cli, write_env
+from tests.support.fixtures import SlowRestart
 from tests.support.local_http import HttpServer, refused_port
 from tests.support.sshd import SshServer
 from tests.support.world import server_env, ssh_env
@@ -39,6 +40,7 @@ class Situation:
     env: dict[str, str]
     args: list[str] = field(default_factory=list)
     prepare: Callable[[Path], None] | None = None
+    while_restarting: SlowRestart | None = None  # run while `restart Main` with this command is under way
 
 
 def fresh_heartbeat(data: Path) -> None:
@@ -46,15 +48,15 @@ def fresh_heartbeat(data: Path) -> None:
 
 
 async def test_every_documented_exit_status_is_what_the_command_returns(
-    sshd: SshServer, api: HttpServer, tmp_path: Path
+    sshd: SshServer, api: HttpServer, tmp_path: Path, slow_restart: SlowRestart
 ) -> None:
     down = f"http://127.0.0.1:{refused_port()}"
     online = server_env(1, "Main", api.url)
     broken = online | {"PORACLE_SSH_TIMEOUT": "later"}
 
-    def reachable(directory_name: str, pinned: bool = True) -> dict[str, str]:
+    def reachable(directory_name: str, pinned: bool = True, command: str = "true") -> dict[str, str]:
         (tmp_path / directory_name).mkdir()
-        env = ssh_env(sshd, tmp_path / directory_name / "known_hosts") | server_env(1, "Main", api.url, sshd)
+        env = ssh_env(sshd, tmp_path / directory_name / "known_hosts") | server_env(1, "Main", api.url, sshd, command)
         if not pinned:
             (tmp_path / directory_name / "known_hosts").unlink()
         return env | {"PORACLE_DATA_DIR": str(tmp_path / directory_name / "data")}
@@ -66,6 +68,9 @@ async def test_every_documented_exit_status_is_what_the_command_returns(
         ("restart", 0): Situation(reachable("restart-0"), ["Main", "--yes"]),
         ("restart", 1): Situation(reachable("restart-1"), ["Main"]),  # nobody at the terminal to confirm
         ("restart", 2): Situation(broken, ["Main", "--yes"]),
+        ("restart", 75): Situation(
+            reachable("restart-75", command=slow_restart.command), ["Main", "--yes"], while_restarting=slow_restart
+        ),
         ("config", 0): Situation(online),
         ("config", 2): Situation(broken),
         ("run", 2): Situation(online),  # no DISCORD_TOKEN
@@ -75,6 +80,8 @@ async def test_every_documented_exit_status_is_what_the_command_returns(
         ("trust", 0): Situation(reachable("trust-0"), ["Main"]),  # already pinned
         ("trust", 1): Situation(reachable("trust-1", pinned=False), ["Main"]),  # not confirmed
         ("trust", 2): Situation(broken, ["Main"]),
+        ("gate", 0): Situation(reachable("gate-0")),
+        ("gate", 2): Situation(broken),
         ("healthcheck", 0): Situation(online | {"PORACLE_DATA_DIR": str(tmp_path / "hc-0")}, prepare=fresh_heartbeat),
         ("healthcheck", 1): Situation(online | {"PORACLE_DATA_DIR": str(tmp_path / "hc-1")}),
     }
@@ -87,7 +94,13 @@ async def test_every_documented_exit_status_is_what_the_command_returns(
         write_env(directory, **situation.env)
         if situation.prepare is not None:
             situation.prepare(Path(situation.env["PORACLE_DATA_DIR"]))
-        run = await cli(directory, command, *situation.args, timeout=120)
+        if situation.while_restarting is None:
+            run = await cli(directory, command, *situation.args, timeout=120)
+        else:
+            async with running_cli(directory, "restart", "Main", "--yes"):
+                await situation.while_restarting.started()
+                run = await cli(directory, command, *situation.args, timeout=120)
+                situation.while_restarting.release()
         return command, code, run.code, run.out + run.err
 
     # At once: each run is mostly interpreter start-up.
