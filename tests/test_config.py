@@ -192,7 +192,7 @@ def test_every_value_set() -> None:
         ({**ONE_SERVER, "PORACLE_REMIND_EVERY": "-5"}, "PORACLE_REMIND_EVERY", "from 0 to 10080 minutes"),
         ({**ONE_SERVER, "PORACLE_STATUS_CHANNEL_ID": "#status"}, "PORACLE_STATUS_CHANNEL_ID", "integer"),
         ({**ONE_SERVER, "DISCORD_ALERT_ROLE_ID": "@oncall"}, "DISCORD_ALERT_ROLE_ID", "integer"),
-        ({**ONE_SERVER, "DISCORD_ALERT_ROLE_ID": "0"}, "DISCORD_ALERT_ROLE_ID", "greater than 0"),
+        ({**ONE_SERVER, "DISCORD_ALERT_ROLE_ID": "0"}, "DISCORD_ALERT_ROLE_ID", "not a Discord id"),
         ({**ONE_SERVER, "PORACLE_MAINTENANCE": "sunday 2-3"}, "PORACLE_MAINTENANCE", "is not a window"),
         ({**ONE_SERVER, "PORACLE_MAINTENANCE": "sun 02:00-03:00,"}, "PORACLE_MAINTENANCE", "empty window"),
         ({**ONE_SERVER, "PORACLE_TIMEZONE": "CEST"}, "PORACLE_TIMEZONE", "unknown time zone 'CEST'; use an IANA"),
