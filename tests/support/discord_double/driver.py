@@ -27,6 +27,10 @@ from .model import (
 from .rest import RestApi
 
 _OPTION_TYPES = {3: str, 4: int, 5: bool, 10: float}
+# Nobody presses a button, or sends a form, within 50 ms of seeing it. The bot learns a message's id (and
+# registers its buttons) only once Discord's answer to its request reaches it, a moment after the message
+# exists here: a click sent at once would race that, as no person's could.
+REACTION_TIME = 0.05
 _SUBCOMMAND, _GROUP, _USER, _CHANNEL, _ROLE = 1, 2, 6, 7, 8
 
 
@@ -328,6 +332,7 @@ class DiscordDouble:
         if "custom_id" not in button:
             raise ValueError(f"button {button.get('label')!r} is a link button")
         data = {"custom_id": button["custom_id"], "component_type": 2}
+        await _react(msg.shown_monotonic)
         rec = await self._send_interaction(3, user, data, msg.channel_id, source=msg)
         if wait:
             await rec.wait_response(timeout)
@@ -353,6 +358,7 @@ class DiscordDouble:
         if not selects:
             raise LookupError(f"no string select on {msg!r}")
         data = {"custom_id": selects[0]["custom_id"], "component_type": 3, "values": list(values)}
+        await _react(msg.shown_monotonic)
         rec = await self._send_interaction(3, user, data, msg.channel_id, source=msg)
         if wait:
             await rec.wait_response(timeout)
@@ -379,6 +385,7 @@ class DiscordDouble:
             raise LookupError(f"the form has no inputs labelled {sorted(values)}")
         data = {"custom_id": modal["custom_id"], "components": components}
         source = self.state.messages.get(record.source_message_id) if record.source_message_id else None
+        await _react(record.responded_monotonic or record.created_monotonic)
         rec = await self._send_interaction(5, user, data, record.channel_id, source=source)
         if wait:
             await rec.wait_response(timeout)
@@ -552,3 +559,8 @@ def _nest(path: tuple[str, ...], kinds: list[int], leaf_options: list[JSON]) -> 
     for part, kind in reversed(list(zip(path, kinds, strict=True))):
         options = [{"name": part, "type": kind, "options": options}]
     return options
+
+
+async def _react(shown: float) -> None:
+    """Wait until a person could have seen what appeared at `shown` (time.monotonic())."""
+    await asyncio.sleep(max(0.0, shown + REACTION_TIME - time.monotonic()))

@@ -313,6 +313,8 @@ class Message(Mentions):
     edited_at: datetime | None = None
     deleted: bool = False
     history: list[MessageVersion] = field(default_factory=list)
+    # When this version appeared (time.monotonic()): a person cannot press its buttons before seeing it.
+    shown_monotonic: float = field(default_factory=time.monotonic)
 
     # -- reading helpers for tests
     @property
@@ -375,6 +377,7 @@ class Message(Mentions):
     def apply_edit(self, body: JSON) -> None:
         """Apply a PATCH body the way Discord does: only the fields present change."""
         self.history.append(self.snapshot())
+        self.shown_monotonic = time.monotonic()
         if "content" in body:
             self.content = body["content"] or ""
         if "embeds" in body:
@@ -459,6 +462,7 @@ class InteractionRecord:
     source_message_id: int | None = None
     response_type: int | None = None
     response_data: JSON | None = None
+    responded_monotonic: float | None = None  # when the bot's callback arrived
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
 

@@ -481,6 +481,7 @@ class RestApi:
                     return problem
                 msg.apply_edit(data)
         rec.response_type, rec.response_data = rtype, data
+        rec.responded_monotonic = time.monotonic()
         if msg is not None:
             rec.original_message_id = msg.id
         s.changed()
