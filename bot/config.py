@@ -58,6 +58,11 @@ class HostKeyPolicy(StrEnum):
     OFF = "off"
 
 
+class Switch(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
 class Access(StrEnum):
     """What the bot may send a server: its RESTART_CMD only, or only poracle-gate's verbs."""
 
@@ -116,6 +121,7 @@ class ServerConfig(BaseModel):
     ssh_key_path: Path
     restart_cmd: Annotated[str, Field(min_length=1)] = DEFAULT_RESTART_CMD
     access: Access = Access.COMMAND
+    metrics: Switch = Switch.OFF  # on: also read PoracleNG's <API>/metrics each round (stuck detection)
 
     @field_validator("name")
     @classmethod
@@ -128,6 +134,10 @@ class ServerConfig(BaseModel):
     @property
     def health_url(self) -> str:
         return self.api + self.health_path
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.api + "/metrics" if self.metrics is Switch.ON else None
 
     @property
     def ssh_target(self) -> str:
@@ -155,6 +165,10 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path("/app/data"), alias="PORACLE_DATA_DIR")
     status_channel_id: PositiveInt | None = Field(None, alias="PORACLE_STATUS_CHANNEL_ID")
     remind_every: NonNegativeInt = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
+    # PoracleNG's delivery channel holds 200 jobs by default: a backlog held above 90 % of it means sends do
+    # not keep up, and once it is full every render and webhook handler upstream blocks (README, Configuration).
+    queue_limit: PositiveInt = Field(180, alias="PORACLE_QUEUE_LIMIT")
+    webhook_silence: PositiveInt = Field(10, alias="PORACLE_WEBHOOK_SILENCE")  # minutes
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
@@ -215,6 +229,7 @@ _SERVER_FIELDS = {
     "SSH_KEY_PATH": "ssh_key_path",
     "RESTART_CMD": "restart_cmd",
     "ACCESS": "access",
+    "METRICS": "metrics",
 }
 _SERVER_SUFFIXES = {field: suffix for suffix, field in _SERVER_FIELDS.items()}
 _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.items() if field.alias}

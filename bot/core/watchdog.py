@@ -21,8 +21,9 @@ from bot.core import heartbeat
 from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.health import HealthResult
 from bot.core.heartbeat import Heartbeat
-from bot.core.monitor import Event, Monitor, Outage, Reminder
+from bot.core.monitor import Degraded, Event, Healthy, Monitor, Outage, Reminder, ServerWatch
 from bot.core.store import ServerHistory, Store
+from bot.core.stuck import StuckTracker
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class StatusReport:
     down_since: Mapping[str, datetime] = field(default_factory=dict)
     histories: Mapping[str, ServerHistory] = field(default_factory=dict)
     mutes: Mapping[str, datetime] = field(default_factory=dict)  # muted servers, until when
+    degraded_since: Mapping[str, datetime] = field(default_factory=dict)  # servers declared degraded
 
 
 Check = Callable[[], Awaitable[Sequence[HealthResult]]]
@@ -93,6 +95,7 @@ class Watchdog:
             timedelta(minutes=settings.remind_every) if settings.remind_every else None,
             store.load_watches(),
         )
+        self.stuck = StuckTracker.configured(settings, store.load_quiet())
         self._delivery = asyncio.Lock()  # rounds and a reconnected sink may both deliver: never the same alert twice
 
     async def run_forever(self) -> None:
@@ -121,13 +124,14 @@ class Watchdog:
     async def run_round(self) -> list[HealthResult]:
         """One round; raises if it could not be recorded, after forgetting it (the next one raises its
         outages and recoveries again instead of having moved on without them)."""
-        results = list(await self.check())
+        quiet = dict(self.stuck.quiet)
+        results = self.stuck.judge(await self.check(), remember=True)
         before = {name: copy.copy(watch) for name, watch in self.monitor.watches.items()}
         events = self.monitor.observe(results)
         try:
-            await asyncio.to_thread(self.store.record_round, results, self.monitor.watches, events)
+            await asyncio.to_thread(self.store.record_round, results, self.monitor.watches, events, self.stuck.quiet)
         except Exception:
-            self.monitor.watches = before
+            self.monitor.watches, self.stuck.quiet = before, quiet
             raise
         for event in events:
             _log_event(event)
@@ -141,13 +145,15 @@ class Watchdog:
         return results
 
     async def status(self, results: Sequence[HealthResult]) -> StatusReport:
-        """`results` with each server's uptime, latency, last restart, mute and the start of its outage."""
+        """`results` (judged for stuck PoracleNGs, as the rounds are) with each server's uptime, latency, last
+        restart, mute and the start of its outage or degraded spell."""
         now = self.clock.now()
         histories, mutes = await asyncio.gather(
             asyncio.to_thread(self.store.server_histories, now), asyncio.to_thread(self.store.mutes, now)
         )
         down_since = {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
-        return StatusReport(tuple(results), down_since, histories, mutes)
+        degraded = {n: w.degraded_since for n, w in self.monitor.watches.items() if w.degraded_since is not None}
+        return StatusReport(tuple(self.stuck.judge(results, remember=False)), down_since, histories, mutes, degraded)
 
     async def deliver_pending(self) -> None:
         """Hand undelivered alerts to the sink, one per round and kind; stop at the first failure and try again
@@ -156,12 +162,13 @@ class Watchdog:
         async with self._delivery:
             store = self.store
             muted = await asyncio.to_thread(store.mutes, self.clock.now())
-            still_down = {
-                name: watch.down_since
-                for name, watch in self.monitor.watches.items()
-                if watch.down_since is not None and name not in muted
-            }
-            await asyncio.to_thread(store.unsilence_outages, still_down)
+            for kind, spell in (("outage", _down_since), ("degraded", _degraded_since)):
+                still = {
+                    name: since
+                    for name, watch in self.monitor.watches.items()
+                    if (since := spell(watch)) is not None and name not in muted
+                }
+                await asyncio.to_thread(store.unsilence_outages, still, kind)
             pending = await asyncio.to_thread(store.pending_events)
             for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
                 stored = list(group)
@@ -184,11 +191,24 @@ class Watchdog:
             log.error("Cannot write the heartbeat file in %s: %s", self.settings.data_dir, exc)
 
 
+def _down_since(watch: ServerWatch) -> datetime | None:
+    return watch.down_since
+
+
+def _degraded_since(watch: ServerWatch) -> datetime | None:
+    return watch.degraded_since
+
+
 def _log_event(event: Event) -> None:
     if isinstance(event, Outage):
         log.warning("Outage: %s offline since %s (%s)", event.server, event.since.isoformat(), event.reason)
     elif isinstance(event, Reminder):
         log.warning("Still offline: %s since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    elif isinstance(event, Degraded):
+        log.warning("Degraded: %s since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    elif isinstance(event, Healthy):
+        seconds = round(event.duration.total_seconds())
+        log.info("Fully online again: %s after %s degraded", event.server, timedelta(seconds=seconds))
     else:
         log.info(
             "Recovery: %s online again after %s", event.server, timedelta(seconds=round(event.downtime.total_seconds()))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.core.monitor import Recovery
+from bot.core.monitor import restart_may_help
 from bot.core.watchdog import Alert
 from bot.discord_bot import outgoing
 from bot.discord_bot.channels import ConfiguredChannel, PostableChannel
@@ -41,7 +41,8 @@ class AlertChannel:
         return self.bot.connected
 
     async def send(self, alert: Alert) -> bool:
-        """The alert as an embed; outages get a Restart button per server. True when posted."""
+        """The alert as an embed; outages (and a PoracleNG that seems stuck) get a Restart button per server.
+        True when posted."""
         return await self.post(embed=alert_embed(alert.events), view=self._buttons(alert))
 
     async def post(
@@ -59,7 +60,7 @@ class AlertChannel:
 
     def _buttons(self, alert: Alert) -> discord.ui.View | None:
         events = alert.events
-        servers = [self.bot.settings.server(e.server) for e in events if not isinstance(e, Recovery)]
+        servers = [self.bot.settings.server(e.server) for e in events if restart_may_help(e)]
         buttons = [RestartButton(s.index, label=None if len(events) == 1 else s.name) for s in servers if s]
         if not buttons:
             return None

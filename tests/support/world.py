@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from bot.config import load_settings
+from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.service import PoracleService
 from bot.core.store import Store
 from bot.discord_bot.client import PoracleBot
+from tests.support.clock import FakeClock
 from tests.support.discord_double import DiscordDouble
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
@@ -64,13 +66,15 @@ async def running_bot(
     confirm_timeout: float = 60.0,
     pager_timeout: float = 60.0,
     monitor: bool = True,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[PoracleBot]:
     """The production bot, its monitor running (unless `monitor` is False: the test then drives the rounds
-    with `bot.watchdog.run_round()`), connected to the double for the duration of the block."""
+    with `bot.watchdog.run_round()`), connected to the double for the duration of the block. A FakeClock
+    `clock` lets driven rounds be minutes apart."""
     settings = load_settings(env)
     store = Store.open(settings.data_dir)
     try:
-        service = PoracleService(settings, store)
+        service = PoracleService(settings, store, clock=clock)
         bot = PoracleBot(service, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
         async with contextlib.AsyncExitStack() as stack:
             if monitor:
@@ -83,10 +87,13 @@ async def running_bot(
         store.close()
 
 
-async def rounds(bot: PoracleBot, count: int) -> None:
-    """Run `count` monitor rounds now, one after the other (for a bot started with monitor=False)."""
+async def rounds(bot: PoracleBot, count: int, clock: FakeClock | None = None, every: float = 60) -> None:
+    """Run `count` monitor rounds now, one after the other (for a bot started with monitor=False); with the
+    bot's FakeClock, `every` seconds apart."""
     for _ in range(count):
         await bot.watchdog.run_round()
+        if clock is not None:
+            clock.advance(every)
 
 
 async def monitor_rounds(counter: HttpServer, count: int, timeout: float = 5.0) -> None:
