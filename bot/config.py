@@ -66,6 +66,11 @@ class HostKeyPolicy(StrEnum):
     OFF = "off"
 
 
+class Switch(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
 class Access(StrEnum):
     """What the bot may send a server: its RESTART_CMD only, or only poracle-gate's verbs."""
 
@@ -144,7 +149,7 @@ def _decimal_text(value: Any) -> Any:
 def _within(low: float, high: float, unit: str = "") -> AfterValidator:
     def check(value: float) -> float:
         if not low <= value <= high:
-            raise ValueError(f"must be from {low:g} to {high:g}{unit}")
+            raise ValueError(f"must be from {low:.15g} to {high:.15g}{unit}")
         return value
 
     return AfterValidator(check)
@@ -160,6 +165,8 @@ Seconds = Annotated[float, BeforeValidator(_decimal_text), _within(0.1, 3600, " 
 Interval = Annotated[float, BeforeValidator(_decimal_text), _within(0.1, 86400, " seconds")]
 Checks = Annotated[int, BeforeValidator(_integer_text), _within(1, 100)]
 Minutes = Annotated[int, BeforeValidator(_integer_text), _within(0, 10080, " minutes")]
+SilenceMinutes = Annotated[int, BeforeValidator(_integer_text), _within(1, 10080, " minutes")]
+Jobs = Annotated[int, BeforeValidator(_integer_text), _within(1, 1_000_000, " jobs")]
 Port = Annotated[int, BeforeValidator(_integer_text), _within(1, 65535)]
 Snowflake = Annotated[int, BeforeValidator(_integer_text), AfterValidator(_check_snowflake)]
 
@@ -180,6 +187,7 @@ class ServerConfig(BaseModel):
     restart_cmd: Annotated[str, Field(min_length=1)] = DEFAULT_RESTART_CMD
     access: Access = Access.COMMAND
     maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = None  # overrides PORACLE_MAINTENANCE
+    metrics: Switch = Switch.OFF  # on: also read PoracleNG's <API>/metrics each round (stuck detection)
 
     @field_validator("name")
     @classmethod
@@ -192,6 +200,10 @@ class ServerConfig(BaseModel):
     @property
     def health_url(self) -> str:
         return self.api + self.health_path
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.api + "/metrics" if self.metrics is Switch.ON else None
 
     @property
     def ssh_target(self) -> str:
@@ -223,6 +235,10 @@ class Settings(BaseModel):
     remind_every: Minutes = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
     maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = Field(None, alias="PORACLE_MAINTENANCE")
     timezone: Annotated[str, AfterValidator(_check_timezone)] = Field("UTC", alias="PORACLE_TIMEZONE")
+    # PoracleNG's delivery channel holds 200 jobs by default: a backlog held above 90 % of it means sends do
+    # not keep up, and once it is full every render and webhook handler upstream blocks (README, Configuration).
+    queue_limit: Jobs = Field(180, alias="PORACLE_QUEUE_LIMIT")
+    webhook_silence: SilenceMinutes = Field(10, alias="PORACLE_WEBHOOK_SILENCE")
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
@@ -298,6 +314,7 @@ _SERVER_FIELDS = {
     "RESTART_CMD": "restart_cmd",
     "ACCESS": "access",
     "MAINTENANCE": "maintenance",
+    "METRICS": "metrics",
 }
 _SERVER_SUFFIXES = {field: suffix for suffix, field in _SERVER_FIELDS.items()}
 _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.items() if field.alias}

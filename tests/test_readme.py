@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.core import heartbeat
 from tests.support.cli import cli, running_cli, write_env
 from tests.support.fixtures import SlowRestart
-from tests.support.local_http import HttpServer, refused_port
+from tests.support.local_http import HttpServer, http_server, refused_port, status
 from tests.support.sshd import SshServer
 from tests.support.world import server_env, ssh_env
 
@@ -47,8 +49,15 @@ def fresh_heartbeat(data: Path) -> None:
     heartbeat.write(data, heartbeat.Heartbeat(datetime.now(UTC), connected=True))
 
 
+@pytest.fixture
+async def refusing() -> AsyncIterator[HttpServer]:
+    """An API that answers, but refuses the bot (PoracleNG's IP filter): degraded."""
+    async with http_server({"/health": status(403)}) as server:
+        yield server
+
+
 async def test_every_documented_exit_status_is_what_the_command_returns(
-    sshd: SshServer, api: HttpServer, tmp_path: Path, slow_restart: SlowRestart
+    sshd: SshServer, api: HttpServer, refusing: HttpServer, tmp_path: Path, slow_restart: SlowRestart
 ) -> None:
     down = f"http://127.0.0.1:{refused_port()}"
     online = server_env(1, "Main", api.url)
@@ -65,6 +74,7 @@ async def test_every_documented_exit_status_is_what_the_command_returns(
         ("check", 0): Situation(online),
         ("check", 1): Situation(server_env(1, "Main", down)),
         ("check", 2): Situation(broken),
+        ("check", 3): Situation(server_env(1, "Main", refusing.url)),
         ("restart", 0): Situation(reachable("restart-0"), ["Main", "--yes"]),
         ("restart", 1): Situation(reachable("restart-1"), ["Main"]),  # nobody at the terminal to confirm
         ("restart", 2): Situation(broken, ["Main", "--yes"]),

@@ -34,9 +34,10 @@ from bot.config import (
 )
 from bot.core import store
 from bot.core.gate_protocol import PROTOCOL, GateHello, hello_command, parse_hello
-from bot.core.health import HealthChecker, HealthResult
+from bot.core.health import HealthChecker, HealthResult, fix
 from bot.core.hostkeys import KnownHosts, fingerprint
 from bot.core.ssh import CommandOutcome, ConnectionProblem, GateResult, SshRunner, read_client_key
+from bot.core.stuck import StuckTracker
 
 KEY_FIX = "mount a dedicated private key without a passphrase at /app/ssh_key (Docker), or set PORACLE_SSH_KEY_PATH"
 SSH_REACH_FIX = "check the host and SSH port, that sshd runs there, and that the firewall lets this machine in"
@@ -221,12 +222,16 @@ async def _server(
     if not hosts_readable:  # reported once, at the file: its host key cannot be compared, so no login either
         return [_api(server, await checker.check(server))]
     api, ssh = await asyncio.gather(checker.check(server), _ssh(settings, runner, server, key))
-    return [_api(server, api), *ssh]
+    (judged,) = StuckTracker.configured(settings).judge([api], remember=False)  # its queue; a silence takes time
+    return [_api(server, judged), *ssh]
 
 
 def _api(server: ServerConfig, result: HealthResult) -> Finding:
     if result.online:
-        return Finding(Level.OK, server.name, f"API answers (HTTP {result.status}, {result.latency_ms:.0f} ms)")
+        answers = f"API answers (HTTP {result.status}, {result.latency_ms:.0f} ms"
+        if result.cause is not None:
+            return Finding(Level.WARN, server.name, f"{answers}) but {result.reason}", fix(result.cause, server.index))
+        return Finding(Level.OK, server.name, answers + (f"; {result.detail})" if result.detail else ")"))
     return Finding(Level.FAIL, server.name, f"API does not answer at {server.health_url}: {result.reason}", API_FIX)
 
 

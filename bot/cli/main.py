@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 EXIT_CONFIG = 2
 EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: refused while another restart runs there; try again later
 EXIT_UNHEALTHY = 1
+EXIT_DEGRADED = 3  # `check`: every server answers, but some refuse the bot or are stuck
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
@@ -57,10 +58,10 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 def health_row(result: HealthResult) -> list[str]:
     return [
         result.server,
-        "online" if result.online else "offline",
+        result.condition.value,
         str(result.status) if result.status is not None else "-",
         f"{result.latency_ms:.0f} ms" if result.latency_ms is not None else "-",
-        result.reason or "",
+        result.reason or result.detail or "",
     ]
 
 
@@ -78,12 +79,15 @@ def describe_restart(result: RestartResult) -> str:
 
 
 async def _check(settings: Settings) -> int:
-    from bot.core.health import HealthChecker
+    from bot.core.health import Condition, HealthChecker
+    from bot.core.stuck import StuckTracker
 
     async with HealthChecker(settings.health_timeout) as checker:
-        results = await checker.check_all(settings.servers)
+        results = StuckTracker.configured(settings).judge(await checker.check_all(settings.servers), remember=False)
     print(format_table([["SERVER", "STATUS", "HTTP", "LATENCY", "REASON"], *map(health_row, results)]))
-    return 0 if all(result.online for result in results) else 1
+    if not all(result.online for result in results):
+        return 1
+    return 0 if all(result.condition is Condition.ONLINE for result in results) else EXIT_DEGRADED
 
 
 def _confirm(question: str) -> bool:
@@ -192,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_options(sub, in_command=True)
         return sub
 
-    command("check", "check every server's health; exit 0 only when all are online")
+    command("check", "check every server's health; exit 0 when all are online, 3 when some are degraded, else 1")
     restart = command("restart", "restart one server, or all of them, over SSH")
     restart.add_argument("server", metavar="NAME", help=f"a configured server name, or '{ALL}'")
     restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")

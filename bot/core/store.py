@@ -1,7 +1,8 @@
 """Embedded state in SQLite: monitor state, the alert outbox, check samples, the restart audit, mutes,
 acknowledgements.
 
-Every monitor round is one transaction (state, samples and the alerts it raised together), in WAL mode:
+Every monitor round is one transaction (state, samples, webhook counters and the alerts it raised together),
+in WAL mode:
 a bot killed at any moment, SIGKILL included, reopens a consistent database with everything committed.
 The methods are synchronous and thread-safe; the bot calls them with `asyncio.to_thread` so the event
 loop never waits on the disk.
@@ -20,9 +21,10 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
-from bot.core.health import HealthResult
-from bot.core.monitor import Event, Outage, Recovery, Reminder, ServerWatch, State
-from bot.core.rollups import DAY_HOURS, WEEK_HOURS, Rollup, Sums, bucket, median, plus_histogram, ratio
+from bot.core.health import Cause, Condition, HealthResult
+from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder, ServerWatch, State
+from bot.core.rollups import DAY_HOURS, NO_COUNTS, WEEK_HOURS, Rollup, Sums, bucket, median, plus_histogram, ratio
+from bot.core.stuck import Quiet
 
 FILE_NAME = "poracle.db"
 SAMPLE_RETENTION = timedelta(days=30)
@@ -71,7 +73,9 @@ class StoredEvent:
     id: int
     round: int
     event: Event
-    outage_delivery: str | None = None  # of a recovery: how its outage was settled (None while pending)
+    outage_delivery: str | None = (
+        None  # of a recovery (or "healthy" again): how its outage (or degraded) alert was settled
+    )
     ack: Acknowledgement | None = None  # of the outage this event belongs to
 
     @property
@@ -112,7 +116,12 @@ class OutageRecord:
         return self.since
 
 
-HistoryEntry = RestartRecord | OutageRecord
+@dataclass(frozen=True, slots=True)
+class DegradedRecord(OutageRecord):
+    """A degraded spell: it answered but refused the bot or was stuck; `until` its end (or its outage)."""
+
+
+HistoryEntry = RestartRecord | OutageRecord  # DegradedRecord included
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,8 @@ class ServerHistory:
     uptime_7d: float | None
     median_latency_ms: float | None  # of the answers in the last 24 h
     last_restart: RestartRecord | None
+    degraded_24h: float | None = None  # fraction of the checks that found it answering but degraded
+    degraded_7d: float | None = None
 
 
 def _ts(moment: datetime) -> float:
@@ -217,23 +228,40 @@ class Store:
     def load_watches(self) -> dict[str, ServerWatch]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT name, state, failures, successes, first_failure, down_since, last_alert "
-                "FROM watches JOIN servers ON servers.id = server_id"
+                f"SELECT name, {_WATCH_COLUMNS} FROM watches JOIN servers ON servers.id = server_id"
             ).fetchall()
-        return {
-            name: ServerWatch(State(state), failures, successes, _dt(first), _dt(down), _dt(alert))
-            for name, state, failures, successes, first, down, alert in rows
-        }
+        watches = {}
+        for name, state, failures, successes, first, down, alert, degraded, healthy, first_bad, bad_since in rows:
+            watches[name] = ServerWatch(
+                State(state), failures, successes, _dt(first), _dt(down), _dt(alert), degraded, healthy,
+                _dt(first_bad), _dt(bad_since),
+            )  # fmt: skip
+        return watches
+
+    def load_quiet(self) -> dict[str, Quiet]:
+        """PoracleNG's webhook counters as last seen, and since when they had that value."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, total, quiet_since FROM webhook_counters JOIN servers ON servers.id = server_id"
+            ).fetchall()
+        return {name: Quiet(total, datetime.fromtimestamp(since, UTC)) for name, total, since in rows}
 
     def record_round(
-        self, results: Sequence[HealthResult], watches: Mapping[str, ServerWatch], events: Sequence[Event]
+        self,
+        results: Sequence[HealthResult],
+        watches: Mapping[str, ServerWatch],
+        events: Sequence[Event],
+        quiet: Mapping[str, Quiet] | None = None,
     ) -> None:
-        """One monitor round, all or nothing: the samples, every server's state and the alerts raised."""
+        """One monitor round, all or nothing: the samples, every server's state, the alerts raised and the
+        webhook counters."""
         with self._transaction():
             self._round += 1
             self._record_samples(results)
             self._db.executemany(
-                "INSERT OR REPLACE INTO watches VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO watches(server_id, "
+                + _WATCH_COLUMNS
+                + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         self._server_id(name),
@@ -243,13 +271,21 @@ class Store:
                         watch.first_failure and _ts(watch.first_failure),
                         watch.down_since and _ts(watch.down_since),
                         watch.last_alert and _ts(watch.last_alert),
+                        watch.degraded,
+                        watch.healthy,
+                        watch.first_degraded and _ts(watch.first_degraded),
+                        watch.degraded_since and _ts(watch.degraded_since),
                     )
                     for name, watch in watches.items()
                 ],
             )
             self._db.executemany(
-                "INSERT INTO events(round, kind, server_id, reason, since, at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events(round, kind, server_id, reason, since, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(self._round, *self._event_row(event)) for event in events],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO webhook_counters VALUES (?, ?, ?)",
+                [(self._server_id(name), q.total, _ts(q.since)) for name, q in (quiet or {}).items()],
             )
             # Sum the hours before this round's here, in the monitor's thread, so /poracle status never does.
             hour = max((int(_ts(result.checked_at) // 3600) for result in results), default=None)
@@ -265,50 +301,56 @@ class Store:
             at = _ts(result.checked_at)
             hour = int(at // 3600)
             samples.append((server_id, int(at * 1000), result.status, ms))
-            hourly.append((server_id, hour, int(result.online)))
+            hourly.append((server_id, hour, int(result.online), int(result.condition is Condition.DEGRADED)))
             if result.online and ms is not None:
                 latency.append((server_id, hour, bucket(ms)))
         if self._settled is not None:  # a round recorded late, into an hour already summed
             self._settled.add(hourly, latency)
         self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?)", samples)
         self._db.executemany(
-            "INSERT INTO hourly VALUES (?, ?, 1, ?) "
-            "ON CONFLICT DO UPDATE SET checks = checks + 1, online = online + excluded.online",
+            "INSERT INTO hourly VALUES (?, ?, 1, ?, ?) ON CONFLICT DO UPDATE SET checks = checks + 1, "
+            "online = online + excluded.online, degraded = degraded + excluded.degraded",
             hourly,
         )
         self._db.executemany(
             "INSERT INTO latency VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET answers = answers + 1", latency
         )
 
-    def _event_row(self, event: Event) -> tuple[str, int, str | None, float, float]:
+    def _event_row(self, event: Event) -> tuple[str, int, str | None, float, float, str | None]:
         server_id = self._server_id(event.server)
         if isinstance(event, Outage):
-            return "outage", server_id, event.reason, _ts(event.since), _ts(event.since)
+            return "outage", server_id, event.reason, _ts(event.since), _ts(event.since), None
         if isinstance(event, Reminder):
-            return "reminder", server_id, event.reason, _ts(event.since), _ts(event.at)
-        return "recovery", server_id, None, _ts(event.down_since), _ts(event.recovered_at)
+            return "reminder", server_id, event.reason, _ts(event.since), _ts(event.at), None
+        if isinstance(event, Degraded):
+            return "degraded", server_id, event.reason, _ts(event.since), _ts(event.since), event.cause.value
+        if isinstance(event, Healthy):
+            return "healthy", server_id, None, _ts(event.degraded_since), _ts(event.healthy_at), None
+        return "recovery", server_id, None, _ts(event.down_since), _ts(event.recovered_at), None
 
     def pending_events(self) -> list[StoredEvent]:
         """Alerts not yet delivered, oldest first."""
         with self._lock:
+            # A recovery follows the outage, fully online again the degradation, that named the same start.
             rows = self._db.execute(
-                "SELECT events.id, round, kind, name, events.reason, events.since, events.at, "
-                "CASE kind WHEN 'recovery' THEN (SELECT o.delivery FROM events o WHERE o.kind = 'outage' "
-                "AND o.server_id = events.server_id "
-                "AND o.since = events.since ORDER BY o.id DESC LIMIT 1) END, acks.by, acks.at, acks.reason "
+                "SELECT events.id, round, kind, name, events.reason, events.since, events.at, events.cause, "
+                "(SELECT o.delivery FROM events o WHERE o.kind = CASE events.kind WHEN 'recovery' THEN 'outage' "
+                "WHEN 'healthy' THEN 'degraded' END AND o.server_id = events.server_id AND o.since = events.since "
+                "ORDER BY o.id DESC LIMIT 1), acks.by, acks.at, acks.reason "
                 "FROM events JOIN servers ON servers.id = events.server_id LEFT JOIN acks "
                 "ON acks.server_id = events.server_id AND acks.since = events.since "
                 "WHERE delivery = 'pending' ORDER BY events.id"
             ).fetchall()
-        return [StoredEvent(row[0], row[1], _event(*row[2:7]), row[7], _ack(row[3], row[5], *row[8:])) for row in rows]
+        return [StoredEvent(row[0], row[1], _event(*row[2:8]), row[8], _ack(row[3], row[5], *row[9:])) for row in rows]
 
-    def unsilence_outages(self, down_since: Mapping[str, datetime]) -> None:
-        """Servers still down when their mute ended: their held-back outage alert goes out after all."""
+    def unsilence_outages(self, down_since: Mapping[str, datetime], kind: str = "outage") -> None:
+        """Servers still down (or with kind `degraded` still degraded) when their mute ended: their held-back
+        alert goes out after all."""
         with self._transaction():
             self._db.executemany(
-                "UPDATE events SET delivery = 'pending' WHERE kind = 'outage' AND delivery = 'muted' "
+                "UPDATE events SET delivery = 'pending' WHERE kind = ? AND delivery = 'muted' "
                 "AND server_id = (SELECT id FROM servers WHERE name = ?) AND since = ?",
-                [(name, _ts(since)) for name, since in down_since.items()],
+                [(kind, name, _ts(since)) for name, since in down_since.items()],
             )
 
     def mark_events(self, ids: Iterable[int], delivery: str) -> None:
@@ -350,18 +392,22 @@ class Store:
                 "WHERE ?1 IS NULL OR name = ?1 ORDER BY at DESC LIMIT ?2",
                 (server, limit),
             ).fetchall()
-            # An outage ends with the recovery that names the same start.
-            outages = self._db.execute(
-                "SELECT name, o.since, o.reason, (SELECT MIN(r.at) FROM events r WHERE r.kind = 'recovery' "
-                "AND r.server_id = o.server_id AND r.since = o.since) FROM events o "
-                "JOIN servers ON servers.id = o.server_id WHERE o.kind = 'outage' AND (?1 IS NULL OR name = ?1) "
-                "ORDER BY o.since DESC LIMIT ?2",
+            # An outage ends with the recovery that names the same start; a degraded spell with the fully
+            # online again that does, or with the next outage.
+            spells = self._db.execute(
+                "SELECT o.kind, name, o.since, o.reason, (SELECT MIN(r.at) FROM events r WHERE "
+                "r.server_id = o.server_id AND ((r.kind = CASE o.kind WHEN 'outage' THEN 'recovery' ELSE 'healthy' "
+                "END AND r.since = o.since) OR (o.kind = 'degraded' AND r.kind = 'outage' AND r.at > o.since))) "
+                "FROM events o JOIN servers ON servers.id = o.server_id WHERE o.kind IN ('outage', 'degraded') "
+                "AND (?1 IS NULL OR name = ?1) ORDER BY o.since DESC LIMIT ?2",
                 (server, limit),
             ).fetchall()
         entries: list[HistoryEntry] = [_restart_record(row) for row in restarts]
         entries += [
-            OutageRecord(name, datetime.fromtimestamp(since, UTC), reason, _dt(until))
-            for name, since, reason, until in outages
+            (DegradedRecord if kind == "degraded" else OutageRecord)(
+                name, datetime.fromtimestamp(since, UTC), reason, _dt(until)
+            )
+            for kind, name, since, reason, until in spells
         ]
         return sorted(entries, key=lambda entry: entry.at, reverse=True)[:limit]
 
@@ -378,17 +424,22 @@ class Store:
             ).fetchall()
             figures: dict[str, ServerHistory] = {}
             for server_id in settled.week.keys() | current.keys():
-                extra = current.get(server_id, [0, 0])
-                day, week = settled.day.get(server_id, [0, 0]), settled.week.get(server_id, [0, 0])
-                if week[0] + extra[0] == 0:  # every sample of the week has left it
+                extra = current.get(server_id, NO_COUNTS)
+                day, week = (
+                    [a + b for a, b in zip(sums.get(server_id, NO_COUNTS), extra, strict=True)]
+                    for sums in (settled.day, settled.week)
+                )
+                if week[0] == 0:  # every sample of the week has left it
                     continue
                 histograms = {server_id: dict(settled.latency.get(server_id, {}))}
                 plus_histogram(histograms, server_id, current_latency.get(server_id, {}))
                 figures[names[server_id]] = ServerHistory(
-                    ratio(day[0] + extra[0], day[1] + extra[1]),
-                    ratio(week[0] + extra[0], week[1] + extra[1]),
+                    ratio(day[0], day[1]),
+                    ratio(week[0], week[1]),
                     median(histograms[server_id]),
                     None,
+                    ratio(day[0], day[2]),
+                    ratio(week[0], week[2]),
                 )
         for record in map(_restart_record, restarts):
             figures[record.server] = dataclasses.replace(
@@ -412,12 +463,13 @@ class Store:
         return rollup
 
     def _sums(self, first_hour: int, end_hour: int, *, latency: bool = True) -> Sums:
-        """Checks and online answers, and the latency histogram, per server id, of the hours in [first, end)."""
+        """Checks, answers and degraded answers, and the latency histogram, per server id, of the hours in
+        [first, end)."""
         # servers CROSS JOIN: one primary-key range per server, never a scan of the 30 days kept.
         counts = {
-            server_id: [checks, online]
-            for server_id, checks, online in self._db.execute(
-                "SELECT servers.id, SUM(checks), SUM(online) FROM servers CROSS JOIN hourly "
+            server_id: [checks, online, degraded]
+            for server_id, checks, online, degraded in self._db.execute(
+                "SELECT servers.id, SUM(checks), SUM(online), SUM(degraded) FROM servers CROSS JOIN hourly "
                 "ON hourly.server_id = servers.id AND hour >= ? AND hour < ? GROUP BY servers.id",
                 (first_hour, end_hour),
             )
@@ -513,6 +565,10 @@ class Store:
 
 
 _RESTART_COLUMNS = "name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy_after"
+_WATCH_COLUMNS = (
+    "state, failures, successes, first_failure, down_since, last_alert, degraded, healthy, first_degraded, "
+    "degraded_since"
+)
 
 
 def _restart_record(row: Sequence[object]) -> RestartRecord:
@@ -537,10 +593,14 @@ def _ack(server: str, since: float, by: str | None, at: float | None, reason: st
     return Acknowledgement(server, since_dt, by, at_dt, reason or "")
 
 
-def _event(kind: str, server: str, reason: str | None, since: float, at: float) -> Event:
+def _event(kind: str, server: str, reason: str | None, since: float, at: float, cause: str | None) -> Event:
     since_dt, at_dt = datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(at, UTC)
     if kind == "outage":
         return Outage(server, reason or "", since_dt)
     if kind == "reminder":
         return Reminder(server, reason or "", since_dt, at_dt)
+    if kind == "degraded":
+        return Degraded(server, reason or "", since_dt, Cause(str(cause)))
+    if kind == "healthy":
+        return Healthy(server, since_dt, at_dt)
     return Recovery(server, since_dt, at_dt)

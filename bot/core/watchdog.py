@@ -25,8 +25,9 @@ from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.health import HealthResult
 from bot.core.heartbeat import Heartbeat
 from bot.core.maintenance import in_maintenance
-from bot.core.monitor import Event, Monitor, Outage, Reminder, outage_id
+from bot.core.monitor import Degraded, Event, Healthy, Monitor, Outage, Reminder, ServerWatch, outage_id
 from bot.core.store import Acknowledgement, ServerHistory, Store
+from bot.core.stuck import StuckTracker
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class StatusReport:
     # Servers being checked again: their result (if any) is the last round's, `age` old.
     pending: tuple[str, ...] = ()
     age: timedelta | None = None
+    degraded_since: Mapping[str, datetime] = field(default_factory=dict)  # servers declared degraded
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ class Watchdog:
         )
         self.schedules = [(server.name, settings.maintenance_schedule(server)) for server in settings.servers]
         self.last_round: LastRound | None = None
+        self.stuck = StuckTracker.configured(settings, store.load_quiet())
         self._delivery = asyncio.Lock()  # rounds and a reconnected sink may both deliver: never the same alert twice
 
     async def run_forever(self) -> None:
@@ -154,14 +157,15 @@ class Watchdog:
         """One round; raises if it could not be recorded, after forgetting it (the next one raises its
         outages and recoveries again instead of having moved on without them)."""
         started = self.clock.now()
-        results = list(await self.check())
+        quiet = dict(self.stuck.quiet)
+        results = self.stuck.judge(await self.check(), remember=True)
         self.last_round = LastRound(tuple(results), started)
         before = {name: copy.copy(watch) for name, watch in self.monitor.watches.items()}
         events = self.monitor.observe(results)
         try:
-            await asyncio.to_thread(self.store.record_round, results, self.monitor.watches, events)
+            await asyncio.to_thread(self.store.record_round, results, self.monitor.watches, events, self.stuck.quiet)
         except Exception:
-            self.monitor.watches = before
+            self.monitor.watches, self.stuck.quiet = before, quiet
             raise
         for event in events:
             _log_event(event)
@@ -175,14 +179,22 @@ class Watchdog:
         return results
 
     async def status(self, results: Sequence[HealthResult]) -> StatusReport:
-        """`results` with each server's uptime, latency, last restart, mute, maintenance window and the start
-        of its outage."""
+        """`results` (judged for stuck PoracleNGs, as the rounds are) with each server's uptime, latency, last
+        restart, mute, maintenance window and the start of its outage or degraded spell."""
         now = self.clock.now()
         histories, mutes = await asyncio.gather(
             asyncio.to_thread(self.store.server_histories, now), asyncio.to_thread(self.store.mutes, now)
         )
         down_since = {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
-        return StatusReport(tuple(results), down_since, histories, mutes, in_maintenance(self.schedules, now))
+        degraded = {n: w.degraded_since for n, w in self.monitor.watches.items() if w.degraded_since is not None}
+        return StatusReport(
+            tuple(self.stuck.judge(results, remember=False)),
+            down_since,
+            histories,
+            mutes,
+            maintenance=in_maintenance(self.schedules, now),
+            degraded_since=degraded,
+        )
 
     async def status_updates(self, fresh: AsyncIterable[HealthResult]) -> AsyncGenerator[StatusReport, None]:
         """At once the last round's status with every server pending (no result at all before the first
@@ -197,8 +209,8 @@ class Watchdog:
         pending = dict.fromkeys(shown)
 
         def report() -> StatusReport:
-            results = tuple(result for result in shown.values() if result is not None)
-            return dataclasses.replace(base, results=results, pending=tuple(pending), age=age)
+            results = self.stuck.judge([result for result in shown.values() if result is not None], remember=False)
+            return dataclasses.replace(base, results=tuple(results), pending=tuple(pending), age=age)
 
         yield report()
         async for result in fresh:
@@ -242,12 +254,13 @@ class Watchdog:
             store = self.store
             now = self.clock.now()
             held = (await asyncio.to_thread(store.mutes, now)).keys() | in_maintenance(self.schedules, now).keys()
-            still_down = {
-                name: watch.down_since
-                for name, watch in self.monitor.watches.items()
-                if watch.down_since is not None and name not in held
-            }
-            await asyncio.to_thread(store.unsilence_outages, still_down)
+            for kind, spell in (("outage", _down_since), ("degraded", _degraded_since)):
+                still = {
+                    name: since
+                    for name, watch in self.monitor.watches.items()
+                    if (since := spell(watch)) is not None and name not in held
+                }
+                await asyncio.to_thread(store.unsilence_outages, still, kind)
             pending = await asyncio.to_thread(store.pending_events)
             for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
                 stored = list(group)
@@ -275,11 +288,24 @@ class Watchdog:
             log.error("Cannot write the heartbeat file in %s: %s", self.settings.data_dir, exc)
 
 
+def _down_since(watch: ServerWatch) -> datetime | None:
+    return watch.down_since
+
+
+def _degraded_since(watch: ServerWatch) -> datetime | None:
+    return watch.degraded_since
+
+
 def _log_event(event: Event) -> None:
     if isinstance(event, Outage):
         log.warning("Outage: %s offline since %s (%s)", event.server, event.since.isoformat(), event.reason)
     elif isinstance(event, Reminder):
         log.warning("Still offline: %s since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    elif isinstance(event, Degraded):
+        log.warning("Degraded: %s since %s (%s)", event.server, event.since.isoformat(), event.reason)
+    elif isinstance(event, Healthy):
+        seconds = round(event.duration.total_seconds())
+        log.info("Fully online again: %s after %s degraded", event.server, timedelta(seconds=seconds))
     else:
         log.info(
             "Recovery: %s online again after %s", event.server, timedelta(seconds=round(event.downtime.total_seconds()))

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import discord
 
 from bot.config import ServerConfig, Settings
-from bot.core.monitor import Event, Recovery, outage_id
+from bot.core.monitor import Event, Outage, Reminder, outage_id, restart_may_help
 from bot.core.watchdog import AckResult
 from bot.discord_bot import outgoing
 from bot.discord_bot.access import who
@@ -40,18 +40,29 @@ MAX_SERVERS = 12  # a Restart and an Acknowledge button each: 24 of the 25 butto
 
 
 def alert_view(settings: Settings, events: Sequence[Event]) -> discord.ui.View | None:
-    """Restart and Acknowledge for each server an alert says is down, one row per server while they fit."""
-    down = [(s, e) for e in events if not isinstance(e, Recovery) and (s := settings.server(e.server)) is not None]
-    if not down:
+    """Per server an alert names: Restart where a restart may help, Acknowledge for an outage; one row per
+    server while they fit."""
+    wanted = [
+        (server, event)
+        for event in events
+        if (restart_may_help(event) or _acknowledgeable(event)) and (server := settings.server(event.server))
+    ]
+    if not wanted:
         return None
     view = discord.ui.View(timeout=None)
     named = len(events) > 1
-    for number, (server, event) in enumerate(down[:MAX_SERVERS]):
-        row = number if len(down) <= ROWS else None
+    for number, (server, event) in enumerate(wanted[:MAX_SERVERS]):
+        row = number if len(wanted) <= ROWS else None
         label = server.name if named else None
-        view.add_item(RestartButton(server.index, label=label, row=row))
-        view.add_item(AckButton(server.index, outage_id(event.since), label=label, row=row))
+        if restart_may_help(event):
+            view.add_item(RestartButton(server.index, label=label, row=row))
+        if _acknowledgeable(event):
+            view.add_item(AckButton(server.index, outage_id(event.since), label=label, row=row))
     return view
+
+
+def _acknowledgeable(event: Event) -> TypeGuard[Outage | Reminder]:
+    return isinstance(event, Outage | Reminder)
 
 
 class AckButton(

@@ -13,10 +13,10 @@ import discord
 from discord.utils import format_dt
 
 from bot.config import ServerConfig
-from bot.core.health import HealthResult
-from bot.core.monitor import Event, Outage, Recovery, Reminder
+from bot.core.health import Condition, HealthResult, fix
+from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder
 from bot.core.service import RestartResult, restart_request
-from bot.core.store import Acknowledgement, HistoryEntry, Origin, RestartRecord, ServerHistory
+from bot.core.store import Acknowledgement, DegradedRecord, HistoryEntry, Origin, RestartRecord, ServerHistory
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.limits import DESCRIPTION, EMBED_TOTAL, FIELD_VALUE, FIELDS
 
@@ -24,10 +24,12 @@ GREEN = discord.Colour.green()
 ORANGE = discord.Colour.orange()
 RED = discord.Colour.red()
 GREY = discord.Colour.light_grey()
+GOLD = discord.Colour.gold()
 BLURPLE = discord.Colour.blurple()
 
 ONLINE = "🟢"
 OFFLINE = "🔴"
+DEGRADED = "🟡"
 MUTED = "🔇"
 RESTART = "🔁"
 MAINTENANCE = "🛠️"
@@ -55,16 +57,33 @@ def code_block(text: str, limit: int = FIELD_VALUE) -> str:
     return f"```\n{text}\n```"
 
 
-def _status_line(result: HealthResult, down_since: datetime | None) -> str:
-    if result.online:
-        return f"{ONLINE} **online** · HTTP {result.status} · {result.latency_ms:.0f} ms"
+def _status_line(result: HealthResult, down_since: datetime | None, degraded_since: datetime | None) -> str:
+    answer = f"HTTP {result.status} · {result.latency_ms or 0:.0f} ms"
+    if result.condition is Condition.ONLINE:
+        detail = f" · {escape(result.detail)}" if result.detail else ""
+        return f"{ONLINE} **online** · {answer}{detail}"
+    if result.condition is Condition.DEGRADED:
+        since = degraded_since or result.checked_at
+        return (
+            f"{DEGRADED} **online, {escape(result.reason or '')}** · {answer} · degraded since {format_dt(since, 'R')}"
+        )
     since = down_since or result.checked_at
     return f"{OFFLINE} **offline** · {result.reason} · down since {format_dt(since, 'R')}"
+
+
+def escape(text: str) -> str:
+    """A server's own words (a refusal's reason, its version) as plain text, not Markdown."""
+    return discord.utils.escape_markdown(text)
 
 
 def _percent(fraction: float) -> str:
     # Never round a failure up to "100 %": 99.96 % shows as 99.9 %.
     return "100 %" if fraction >= 1 else f"{min(fraction * 100, 99.9):.1f} %"
+
+
+def _share(fraction: float) -> str:
+    # Never round a degraded spell down to nothing (0.04 % shows as 0.1 %), nor up to all the time.
+    return "100 %" if fraction >= 1 else f"{min(max(fraction * 100, 0.1), 99.9):.1f} %"
 
 
 def _restart_words(record: RestartRecord) -> str:
@@ -86,6 +105,13 @@ def _history_parts(
             if value is not None
         ]
         figures = ["uptime " + " · ".join(uptimes)] if uptimes else []
+        degraded = [
+            f"{label} {_share(value)}"
+            for label, value in (("24 h", history.degraded_24h), ("7 d", history.degraded_7d))
+            if value
+        ]
+        if degraded:
+            figures.append("degraded " + " · ".join(degraded))
         if history.median_latency_ms is not None:
             figures.append(f"median {history.median_latency_ms:.0f} ms")
         if figures:
@@ -100,12 +126,11 @@ def _history_parts(
 
 
 def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
-    online = sum(result.online for result in results)
     if not results:
         return BLURPLE
-    if online == len(results):
+    if all(result.condition is Condition.ONLINE for result in results):
         return GREEN
-    return RED if online == 0 else ORANGE
+    return ORANGE if any(result.online for result in results) else RED
 
 
 def status_embeds(report: StatusReport) -> list[discord.Embed]:
@@ -118,14 +143,19 @@ def status_embeds(report: StatusReport) -> list[discord.Embed]:
     pending = set(report.pending)
     # Servers being checked that have no result yet (before the first round): "checking..." alone.
     unknown = [name for name in report.pending if name not in {result.server for result in results}]
-    online = sum(result.online for result in results)
+    online = sum(result.condition is Condition.ONLINE for result in results)
+    degraded = sum(result.condition is Condition.DEGRADED for result in results)
     total = len(results) + len(unknown)
-    title = f"PoracleJS servers: {online}/{total} online" if results else "PoracleJS servers: checking..."
+    title = (
+        f"PoracleJS servers: {online}/{total} online" + (f", {degraded} degraded" if degraded else "")
+        if results
+        else "PoracleJS servers: checking..."
+    )
     colour = _status_colour(results)
     checked = min((result.checked_at for result in results), default=None)
 
     def parts(result: HealthResult) -> list[str]:
-        now = _status_line(result, report.down_since.get(result.server))
+        now = _status_line(result, report.down_since.get(result.server), report.degraded_since.get(result.server))
         extra = _history_parts(
             histories.get(result.server), mutes.get(result.server), report.maintenance.get(result.server)
         )
@@ -269,29 +299,69 @@ def acknowledged_embed(alert: discord.Embed, ack: Acknowledgement, *, named: boo
     return embed
 
 
+def degraded_embed(event: Degraded) -> discord.Embed:
+    embed = discord.Embed(title=f"{DEGRADED} {event.server} is degraded", colour=GOLD, timestamp=event.since)
+    embed.add_field(name="Reason", value=f"online, {escape(event.reason)}", inline=False)
+    embed.add_field(name="Degraded since", value=f"{format_dt(event.since, 'f')} ({format_dt(event.since, 'R')})")
+    embed.add_field(name="What to do", value=fix(event.cause), inline=False)
+    embed.set_footer(text="degraded")
+    return embed
+
+
+def healthy_embed(event: Healthy) -> discord.Embed:
+    title = f"{ONLINE} {event.server} is fully online again"
+    embed = discord.Embed(title=title, colour=GREEN, timestamp=event.healthy_at)
+    embed.add_field(name="Degraded for", value=duration(event.duration))
+    embed.add_field(name="Degraded since", value=format_dt(event.degraded_since, "f"))
+    embed.set_footer(text="online")
+    return embed
+
+
+def _single_embed(event: Event, ack: Acknowledgement | None) -> discord.Embed:
+    if isinstance(event, Recovery):
+        return recovery_embed(event, ack)
+    if isinstance(event, Degraded):
+        return degraded_embed(event)
+    if isinstance(event, Healthy):
+        return healthy_embed(event)
+    return outage_embed(event)
+
+
+def _alert_value(event: Event, ack: Acknowledgement | None) -> str:
+    """One server's line in an alert for several."""
+    if isinstance(event, Recovery):
+        acknowledged = f" · acknowledged by {ack_words(ack)}" if ack else ""
+        return f"**online** · down for {duration(event.downtime)}{acknowledged}"
+    if isinstance(event, Healthy):
+        return f"**online** · degraded for {duration(event.duration)}"
+    if isinstance(event, Degraded):
+        return f"**online, {escape(event.reason)}** · degraded since {format_dt(event.since, 'R')}"
+    return f"**offline** · {event.reason} · down since {format_dt(event.since, 'R')}"
+
+
 def alert_embed(events: Sequence[Event], acknowledged: Mapping[str, Acknowledgement] | None = None) -> discord.Embed:
     """One alert for events of one kind raised in the same round: a whole host going down is one message.
     Recoveries name who had acknowledged their outage (`acknowledged`, by server)."""
     acks = acknowledged or {}
     first = events[0]
     if len(events) == 1:
-        return recovery_embed(first, acks.get(first.server)) if isinstance(first, Recovery) else outage_embed(first)
+        return _single_embed(first, acks.get(first.server))
     names = ", ".join(event.server for event in events)
     if isinstance(first, Recovery):
         embed = discord.Embed(title=f"{ONLINE} Online again: {names}", colour=GREEN, timestamp=first.recovered_at)
         embed.set_footer(text="online")
+    elif isinstance(first, Healthy):
+        embed = discord.Embed(title=f"{ONLINE} Fully online again: {names}", colour=GREEN, timestamp=first.healthy_at)
+        embed.set_footer(text="online")
+    elif isinstance(first, Degraded):
+        embed = discord.Embed(title=f"{DEGRADED} Degraded: {names}", colour=GOLD, timestamp=first.since)
+        embed.set_footer(text="degraded")
     else:
         still = "Still offline" if isinstance(first, Reminder) else "Offline"
         embed = discord.Embed(title=f"{OFFLINE} {still}: {names}", colour=RED, timestamp=first.since)
         embed.set_footer(text="offline")
     for event in events[:FIELDS]:
-        if isinstance(event, Recovery):
-            value = f"**online** · down for {duration(event.downtime)}"
-            if event.server in acks:
-                value += f" · acknowledged by {ack_words(acks[event.server])}"
-        else:
-            value = f"**offline** · {event.reason} · down since {format_dt(event.since, 'R')}"
-        embed.add_field(name=event.server, value=value, inline=False)
+        embed.add_field(name=event.server, value=_alert_value(event, acks.get(event.server)), inline=False)
     return embed
 
 
@@ -303,6 +373,9 @@ def _history_line(entry: HistoryEntry) -> str:
     when = format_dt(entry.at, "f")
     if isinstance(entry, RestartRecord):
         line = f"{RESTART} {when} **{entry.server}** restart {_restart_words(entry)} · {entry.reason}"
+    elif isinstance(entry, DegradedRecord):
+        spell = "still degraded" if entry.until is None else f"degraded for {duration(entry.until - entry.since)}"
+        line = f"{DEGRADED} {when} **{entry.server}** {spell} · online, {escape(entry.reason)}"
     elif entry.until is None:
         line = f"{OFFLINE} {when} **{entry.server}** offline, still down · {entry.reason}"
     else:

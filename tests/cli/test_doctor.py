@@ -17,6 +17,7 @@ from bot.cli.main import main
 from bot.core.store import Store
 from tests.support.cli import User, cli, unprivileged_user, write_env
 from tests.support.local_http import HttpServer, http_server, refused_port
+from tests.support.poracle_http import PoracleJsLike, PoracleNgLike, poracle_js, poracle_ng
 from tests.support.sshd import SshdFactory, SshServer, generate_key
 
 
@@ -206,6 +207,29 @@ async def test_api_down(sshd: SshServer, tmp_path: Path, capsys: pytest.CaptureF
     assert code == 1
     line = only(lines, "[FAIL] Main: API does not answer", "connection refused")
     assert "0.0.0.0" in line
+
+
+async def test_a_server_refusing_the_bot_or_stuck_is_a_warning_with_the_fix(
+    sshd: SshServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin(sshd, tmp_path)
+    refusing, stuck = PoracleJsLike(refusing="ip 127.0.0.1 not in whitelist"), PoracleNgLike(queue=350)
+    async with poracle_js(refusing) as js, poracle_ng(stuck) as ng:
+        env = doctor_env(sshd, js.url, tmp_path, PORACLE_SSH_HOST_KEY_POLICY="strict")
+        env |= {f"PORACLE_SERVER_2_{k}": v for k, v in {"NAME": "NG", "HOST": sshd.host, "API": ng.url}.items()}
+        env |= {"PORACLE_SERVER_2_SSH_PORT": str(sshd.port), "PORACLE_SERVER_2_SSH_USER": sshd.user}
+        code, lines = await doctor(env | {"PORACLE_SERVER_2_METRICS": "on"}, capsys)
+        stuck.queue = 0
+        _, healthy = await doctor(env | {"PORACLE_SERVER_2_METRICS": "on"}, capsys)
+    assert code == 0, lines  # warnings: the bot can still watch and restart them
+    js_line = only(lines, "[WARN] Main: API answers (HTTP 200, ")
+    assert js_line.endswith(") but refuses the bot: ip 127.0.0.1 not in whitelist — add the bot's IP address to "
+        "PoracleJS's server.ipWhitelist (config/local.json) or PoracleNG's [processor] ip_whitelist "
+        "(config/config.toml), and take it off their blacklist")  # fmt: skip
+    assert only(lines, "[WARN] NG: API answers", "but delivery queue 350 > 180 — PoracleNG makes alerts faster")
+    assert only(healthy, "[ OK ] NG: API answers (HTTP 200, ").endswith(
+        "; status healthy, version 5.1.0, delivery queue 0, 0 webhooks received)"
+    )
 
 
 async def test_ssh_not_reachable(api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

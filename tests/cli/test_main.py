@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.cli.main import EXIT_BUSY
+from bot.cli.main import EXIT_BUSY, EXIT_DEGRADED
 from bot.config import load_settings
 from bot.core import heartbeat
 from bot.core.service import Requester
@@ -21,6 +21,7 @@ from bot.core.store import Origin
 from tests.support.cli import cli, running_cli, write_env
 from tests.support.fixtures import SlowRestart, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port, status
+from tests.support.poracle_http import PoracleJsLike, PoracleNgLike, poracle_js, poracle_ng
 from tests.support.sshd import SshServer
 
 
@@ -77,6 +78,25 @@ async def test_check_with_one_offline_exits_1(tmp_path: Path) -> None:
     table = rows(run.out)
     assert table[1][:3] == ["Up", "online", "200"]
     assert table[2] == ["Down", "offline", "-", "-", "connection refused"]
+
+
+async def test_check_shows_degraded_servers_and_exits_3_when_no_server_is_offline(tmp_path: Path) -> None:
+    refusing, stuck = PoracleJsLike(refusing="ip 127.0.0.1 not in whitelist"), PoracleNgLike(queue=350)
+    async with poracle_js(refusing) as js, poracle_ng(stuck) as ng, poracle_ng(PoracleNgLike(queue=2)) as fine:
+        servers = server_env(1, "JS", js.url) | server_env(2, "NG", ng.url, METRICS="on")
+        write_env(tmp_path, **servers, **server_env(3, "Fine", fine.url, METRICS="on"))
+        degraded = await cli(tmp_path, "check")
+        write_env(tmp_path, **servers, **server_env(3, "Down", f"http://127.0.0.1:{refused_port()}"))
+        down = await cli(tmp_path, "check")
+    assert degraded.code == EXIT_DEGRADED == 3, degraded
+    table = rows(degraded.out)
+    assert [row[:3] + row[4:] for row in table[1:]] == [
+        ["JS", "degraded", "200", "refuses the bot: ip 127.0.0.1 not in whitelist"],
+        ["NG", "degraded", "200", "delivery queue 350 > 180"],
+        ["Fine", "online", "200", "status healthy, version 5.1.0, delivery queue 2, 0 webhooks received"],
+    ]
+    assert down.code == 1, down  # offline outranks degraded
+    assert rows(down.out)[3][:2] == ["Down", "offline"]
 
 
 @pytest.mark.parametrize("before", [True, False], ids=["before-the-command", "after-the-command"])

@@ -1,23 +1,32 @@
-"""Health checks against real HTTP servers on 127.0.0.1: any answer is online, no answer is offline."""
+"""Health checks against real HTTP servers on 127.0.0.1: any answer is online, no answer is offline; an answer
+that refuses the bot, or (METRICS=on) a /metrics that cannot be read, is degraded."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp import web
 
 from bot.config import ServerConfig, load_settings
-from bot.core.health import HealthChecker
-from tests.support.local_http import delayed, http_server, hung_server, refused_port, status
+from bot.core.health import REMOTE_WORDS, Cause, Condition, HealthChecker, HealthResult
+from bot.core.metrics import PoracleMetrics
+from tests.support.local_http import Handler, delayed, http_server, hung_server, refused_port, status
+from tests.support.poracle_http import PoracleJsLike, PoracleNgLike, poracle_js, poracle_ng
 
 
-def servers(*apis: str) -> tuple[ServerConfig, ...]:
+def servers(*apis: str, **fields: str) -> tuple[ServerConfig, ...]:
+    """Servers at `apis`, each with the `fields` given (e.g. METRICS="on")."""
     env = {}
     for number, api in enumerate(apis, 1):
         env[f"PORACLE_SERVER_{number}_HOST"] = "127.0.0.1"
         env[f"PORACLE_SERVER_{number}_API"] = api
+        env |= {f"PORACLE_SERVER_{number}_{name}": value for name, value in fields.items()}
     return load_settings(env).servers
 
 
@@ -169,3 +178,177 @@ async def test_closing_check_each_early_cancels_the_checks_still_running() -> No
         await asyncio.wait([still_running], timeout=5)
     assert first.server == "Server 1"
     assert still_running.cancelled()  # not left waiting out its 30 s
+
+
+# ------------------------------------------------------------------------------- what the answer says
+
+
+async def check_one(api: str, timeout: float = 2, **fields: str) -> HealthResult:
+    (server,) = servers(api, **fields)
+    async with HealthChecker(timeout) as checker:
+        return await checker.check(server)
+
+
+async def test_poraclejs_refusing_the_bot_answers_200_and_is_degraded_with_its_reason() -> None:
+    fake = PoracleJsLike(refusing="ip 127.0.0.1 not in whitelist")
+    async with poracle_js(fake) as http:
+        refused = await check_one(http.url)
+        fake.refusing = None
+        happy = await check_one(http.url)
+    assert (refused.online, refused.status, refused.condition) == (True, 200, Condition.DEGRADED)
+    assert refused.cause is Cause.REFUSED and not refused.cause.restart_may_help
+    assert refused.reason == "refuses the bot: ip 127.0.0.1 not in whitelist"
+    assert (happy.condition, happy.cause, happy.reason, happy.detail) == (Condition.ONLINE, None, None, None)
+
+
+async def test_poracleng_refusing_the_bot_is_a_403_with_an_empty_body() -> None:
+    async with poracle_ng(PoracleNgLike(refusing=True)) as http:
+        result = await check_one(http.url)
+    assert (result.online, result.status, result.condition) == (True, 403, Condition.DEGRADED)
+    assert result.reason == "refuses the bot: HTTP 403"
+
+
+async def test_poracleng_shows_its_status_and_its_version_when_it_has_one() -> None:
+    fake = PoracleNgLike(version="5.1.0")
+    async with poracle_ng(fake) as http:
+        develop = await check_one(http.url)
+        fake.version = None  # the released 5.0 line: {"status": "healthy"} only
+        released = await check_one(http.url)
+    assert develop.condition is Condition.ONLINE
+    assert develop.detail == "status healthy, version 5.1.0"
+    assert released.detail == "status healthy"
+
+
+class Stall:
+    """A handler that sends its headers and `first`, then nothing more while `held()`."""
+
+    def __init__(self, first: bytes, content_type: str = "application/json") -> None:
+        self.first, self.content_type = first, content_type
+        self._release = asyncio.Event()
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": self.content_type})
+        await response.prepare(request)
+        await response.write(self.first)
+        await self._release.wait()
+        return response
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Enter it inside the server's block: the server's shutdown would wait for the handler."""
+        try:
+            yield
+        finally:
+            self._release.set()
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """JSON without end (no Content-Length), until the reader hangs up: it must stop at its limit."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionError):
+        await response.write(b'{"status": "')
+        while request.transport is not None and not request.transport.is_closing():
+            await response.write(b"x" * 64 * 1024)
+    return response
+
+
+def json_text(text: str | bytes, code: int = 200) -> Handler:
+    body = text.encode() if isinstance(text, str) else text
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=code, body=body, content_type="application/json")
+
+    return handler
+
+
+async def test_a_broken_huge_or_stalled_body_still_answers_and_in_time() -> None:
+    bodies = {
+        "/garbage/health": json_text("{not json"),
+        "/deep/health": json_text("[" * 50_000 + "]" * 50_000),
+        "/huge/health": json_text(json.dumps({"status": "healthy", "pad": "x" * 1024 * 1024})),
+        "/binary/health": json_text(b"\xff\x00\x01"),
+        "/webserver-only/health": json_text('{"webserver": "unhappy"}', 200),
+    }
+    stalled = Stall(b'{"status": "heal')
+    async with http_server(bodies | {"/stalled/health": stalled}) as http, stalled.held():
+        names = [path.split("/")[1] for path in [*bodies, "/stalled/health"]]
+        started = time.monotonic()
+        async with HealthChecker(timeout=0.5) as checker:
+            results = await checker.check_all(servers(*(f"{http.url}/{name}" for name in names)))
+        elapsed = time.monotonic() - started
+    found = {name: (r.online, r.status, r.condition, r.detail) for name, r in zip(names, results, strict=True)}
+    for name in ("garbage", "deep", "huge", "binary", "stalled"):
+        assert found[name] == (True, 200, Condition.ONLINE, None), name
+    assert results[names.index("webserver-only")].reason == "refuses the bot: webserver unhappy"
+    assert elapsed < 1.5, f"{elapsed:.2f} s: a body held the check past its timeout"
+
+
+async def test_an_endless_body_is_read_no_further_than_its_limit() -> None:
+    async with http_server({"/health": endless}) as http:
+        started = time.monotonic()
+        result = await check_one(http.url, timeout=10)
+        elapsed = time.monotonic() - started
+    assert (result.online, result.status, result.condition) == (True, 200, Condition.ONLINE)
+    assert elapsed < 3, f"{elapsed:.2f} s: it read on until the timeout"
+
+
+async def test_a_servers_own_words_are_one_clean_line_cut_short() -> None:
+    fake = PoracleJsLike(refusing="ip 127.0.0.1\x1b[31m not\nin\r\n whitelist\x07 " + "y" * 1000)
+    async with poracle_js(fake) as http:
+        result = await check_one(http.url)
+    assert result.reason is not None
+    words = result.reason.removeprefix("refuses the bot: ")
+    assert words.startswith("ip 127.0.0.1 not in whitelist yyy") and words.endswith("…")
+    assert len(words) == REMOTE_WORDS
+    assert all(ch.isprintable() for ch in words)
+
+
+# ------------------------------------------------------------------------------------------ /metrics
+
+
+async def test_metrics_are_read_with_metrics_on_and_never_asked_for_without() -> None:
+    fake = PoracleNgLike(queue=12, webhooks={"pokemon": 4_000_000, "raid": 2})
+    async with poracle_ng(fake) as http:
+        on = await check_one(http.url, METRICS="on")
+        off = await check_one(http.url)
+    assert on.condition is Condition.ONLINE
+    assert on.metrics == PoracleMetrics(12, 4_000_002)
+    assert on.detail == "status healthy, version 5.1.0, delivery queue 12, 4000002 webhooks received"
+    assert off.metrics is None
+    assert fake.metrics_asked == 1 and sorted(http.requests) == ["/health", "/health", "/metrics"]
+
+
+@pytest.mark.parametrize(
+    ("route", "reason"),
+    [
+        (status(403), "metrics unreadable: HTTP 403"),
+        (status(404), "metrics unreadable: HTTP 404"),
+        (json_text('{"statusCode": 404}'), "metrics unreadable: not Prometheus text (Invalid labels"),
+        (json_text("go_goroutines 3\n"), "metrics unreadable: no poracle_delivery_queue_depth (is this PoracleNG?)"),
+        (endless, "metrics unreadable: more than 4 MiB"),
+    ],
+)
+async def test_unreadable_metrics_make_a_server_that_answers_degraded_saying_why(route: Handler, reason: str) -> None:
+    async with http_server({"/health": json_text('{"status":"healthy"}'), "/metrics": route}) as http:
+        result = await check_one(http.url, METRICS="on")
+    assert (result.online, result.condition, result.cause) == (True, Condition.DEGRADED, Cause.METRICS)
+    assert result.reason is not None and result.reason.startswith(reason), result.reason
+
+
+async def test_a_stalled_metrics_is_degraded_within_the_one_timeout_and_offline_stays_offline() -> None:
+    stalled = Stall(b"# HELP go_", "text/plain")
+    async with http_server({"/health": json_text('{"status":"healthy"}'), "/metrics": stalled}) as http, stalled.held():
+        started = time.monotonic()
+        result = await check_one(http.url, timeout=0.5, METRICS="on")
+        elapsed = time.monotonic() - started
+    assert result.condition is Condition.DEGRADED and result.reason == "metrics unreadable: no answer within 0.5 s"
+    assert elapsed < 1.2
+    down = await check_one(f"http://127.0.0.1:{refused_port()}", METRICS="on")
+    assert (down.condition, down.reason) == (Condition.OFFLINE, "connection refused")
+
+
+async def test_a_refused_bot_is_not_also_reported_for_its_refused_metrics() -> None:
+    async with poracle_ng(PoracleNgLike(refusing=True)) as http:
+        result = await check_one(http.url, METRICS="on")
+    assert (result.cause, result.reason, result.metrics) == (Cause.REFUSED, "refuses the bot: HTTP 403", None)

@@ -4,6 +4,7 @@ history, mutes, pruning, and the start-up errors of a damaged database or an unu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import random
@@ -17,11 +18,21 @@ from typing import Any
 
 import pytest
 
-from bot.core.health import HealthResult
-from bot.core.monitor import Event, Outage, Recovery, Reminder, ServerWatch, State
+from bot.core.health import Cause, HealthResult
+from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder, ServerWatch, State
 from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
-from bot.core.store import FILE_NAME, Acknowledgement, Origin, OutageRecord, RestartRecord, Store, StoreError
+from bot.core.store import (
+    FILE_NAME,
+    Acknowledgement,
+    DegradedRecord,
+    Origin,
+    OutageRecord,
+    RestartRecord,
+    Store,
+    StoreError,
+)
+from bot.core.stuck import Quiet
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -329,6 +340,64 @@ def test_history_lists_restarts_and_outages_with_their_end_newest_first(tmp_path
     assert store.history("Nobody") == []
     assert store.history(limit=2) == entries[:2]
     store.close()
+
+
+def test_history_shows_degraded_spells_ended_when_fully_online_or_by_an_outage(store: Store) -> None:
+    spells = [NOW - timedelta(hours=h) for h in (6, 4, 1)]
+    refused = "refuses the bot: HTTP 403"
+    store.record_round([], {}, [Degraded("A", refused, spells[0], Cause.REFUSED)])
+    store.record_round([], {}, [Healthy("A", spells[0], spells[0] + timedelta(minutes=20))])
+    store.record_round([], {}, [Degraded("A", "no webhooks for 10 min", spells[1], Cause.SILENCE)])
+    store.record_round([], {}, [Outage("A", "connection refused", spells[1] + timedelta(minutes=30))])
+    store.record_round([], {}, [Recovery("A", spells[1] + timedelta(minutes=30), spells[1] + timedelta(hours=1))])
+    store.record_round([], {}, [Degraded("A", "delivery queue 350 > 200", spells[2], Cause.QUEUE)])
+    assert store.history() == [
+        DegradedRecord("A", spells[2], "delivery queue 350 > 200", None),
+        OutageRecord("A", spells[1] + timedelta(minutes=30), "connection refused", spells[1] + timedelta(hours=1)),
+        DegradedRecord("A", spells[1], "no webhooks for 10 min", spells[1] + timedelta(minutes=30)),
+        DegradedRecord("A", spells[0], refused, spells[0] + timedelta(minutes=20)),
+    ]
+
+
+def test_degraded_checks_count_apart_from_uptime_which_still_counts_answers(store: Store) -> None:
+    at = NOW - timedelta(minutes=30)
+    refused = HealthResult("A", True, at, 403, 10.0, reason="refuses the bot: HTTP 403", cause=Cause.REFUSED)
+    for minute, result in enumerate([online("A", at), refused, refused, offline("A", at)]):
+        store.record_round([dataclasses.replace(result, checked_at=at + timedelta(minutes=minute))], {}, [])
+    history = store.server_histories(NOW)["A"]
+    assert (history.uptime_24h, history.degraded_24h, history.degraded_7d) == (0.75, 0.5, 0.5)
+
+
+def test_degraded_watches_and_webhook_counters_survive_a_reopen(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    watch = ServerWatch(State.DEGRADED, 0, 3, None, None, None, 3, 0, NOW, NOW)
+    store = Store.open(data)
+    store.record_round([], {"NG": watch}, [], {"NG": Quiet(1234.0, NOW)})
+    store.close()
+    store = Store.open(data)
+    assert store.load_watches() == {"NG": watch}
+    assert store.load_quiet() == {"NG": Quiet(1234.0, NOW)}
+    store.close()
+
+
+def test_a_version_3_database_is_migrated_keeping_its_state_and_figures(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    hour = int((NOW - timedelta(hours=2)).timestamp() // 3600)
+    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
+    connection.executescript(migration(1) + migration(2) + migration(3) + "\nPRAGMA user_version = 3;")
+    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    connection.execute("INSERT INTO hourly VALUES (1, ?, 10, 9)", (hour,))
+    down = (NOW - timedelta(minutes=5)).timestamp()
+    connection.execute("INSERT INTO watches VALUES (1, 'offline', 3, 0, ?, ?, ?)", (down, down, down))
+    connection.close()
+    store = Store.open(data)
+    history = store.server_histories(NOW)["A"]
+    (watch,) = store.load_watches().values()
+    store.close()
+    assert (history.uptime_24h, history.degraded_24h) == (0.9, 0.0)
+    assert (watch.state, watch.failures, watch.down_since) == (State.DOWN, 3, datetime.fromtimestamp(down, UTC))
+    assert (watch.degraded, watch.healthy, watch.degraded_since) == (0, 0, None)
 
 
 # -- mutes and small values

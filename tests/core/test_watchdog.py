@@ -16,31 +16,39 @@ import pytest
 
 from bot.config import Settings, load_settings
 from bot.core import heartbeat
-from bot.core.health import HealthResult
-from bot.core.monitor import Outage, Recovery, Reminder, outage_id
+from bot.core.health import Cause, HealthChecker, HealthResult
+from bot.core.monitor import Degraded, Healthy, Outage, Recovery, Reminder, outage_id
 from bot.core.store import FILE_NAME, Store
 from bot.core.watchdog import AckResult, Alert, StatusReport, Watchdog
 from tests.support.clock import START, FakeClock
 from tests.support.fixtures import deliveries
+from tests.support.poracle_http import PoracleNgLike, poracle_ng
 
 INTERVAL = 60
+REFUSED = "refuses the bot: ip 127.0.0.1 not in whitelist"
 
 
 class Fleet:
-    """Servers that answer or not, as the test says; each check is stamped with the clock's time."""
+    """Servers that answer or not, as the test says, and those that answer `degraded` refuse the bot; each
+    check is stamped with the clock's time."""
 
     def __init__(self, clock: FakeClock, *names: str) -> None:
         self.clock = clock
         self.up = dict.fromkeys(names, True)
+        self.degraded: set[str] = set()
         self.checks = 0
 
     async def check(self) -> list[HealthResult]:
         self.checks += 1
         now = self.clock.now()
-        return [
-            HealthResult(name, True, now, 200, 12.0) if up else HealthResult(name, False, now, reason="refused")
-            for name, up in self.up.items()
-        ]
+        return [self._result(name, up, now) for name, up in self.up.items()]
+
+    def _result(self, name: str, up: bool, now: datetime) -> HealthResult:
+        if not up:
+            return HealthResult(name, False, now, reason="refused")
+        if name in self.degraded:
+            return HealthResult(name, True, now, 200, 12.0, reason=REFUSED, cause=Cause.REFUSED)
+        return HealthResult(name, True, now, 200, 12.0)
 
 
 @dataclass
@@ -66,14 +74,21 @@ class Sink:
 
 
 def settings_for(data_dir: Path, *names: str, **extra: str) -> Settings:
-    env = {"PORACLE_DATA_DIR": str(data_dir), "PORACLE_DOWN_AFTER": "2", "PORACLE_UP_AFTER": "1"} | extra
+    env = {"PORACLE_DATA_DIR": str(data_dir), "PORACLE_DOWN_AFTER": "2", "PORACLE_UP_AFTER": "1"}
     for number, name in enumerate(names, 1):
         env |= {
             f"PORACLE_SERVER_{number}_NAME": name,
             f"PORACLE_SERVER_{number}_HOST": "127.0.0.1",
             f"PORACLE_SERVER_{number}_API": "http://127.0.0.1:9",  # never asked: the fleet answers
         }
-    return load_settings(env)
+    return load_settings(env | extra)
+
+
+async def run_rounds(watchdog: Watchdog, clock: FakeClock, count: int) -> None:
+    """`count` rounds, one every INTERVAL seconds."""
+    for _ in range(count):
+        await watchdog.run_round()
+        clock.advance(INTERVAL)
 
 
 class World:
@@ -86,9 +101,7 @@ class World:
         self.watchdog = Watchdog(self.settings, self.store, fleet.check, sink, clock)
 
     async def rounds(self, count: int = 1) -> None:
-        for _ in range(count):
-            await self.watchdog.run_round()
-            self.clock.advance(INTERVAL)
+        await run_rounds(self.watchdog, self.clock, count)
 
     def restart(self, sink: Sink | None = None) -> None:
         self.store.close()
@@ -196,17 +209,19 @@ async def test_a_sink_that_raises_fails_the_round_and_loses_nothing(world: World
     assert world.sink.kinds() == [("Outage", "Main")]  # not lost, not sent twice
 
 
+@pytest.mark.parametrize(("trouble", "end"), [("outage", "recovery"), ("degraded", "healthy")])
 async def test_without_an_alert_channel_alerts_are_settled_unposted_and_so_is_their_recovery(
-    world: World,
+    world: World, trouble: str, end: str
 ) -> None:
     world.sink.enabled = False
-    world.fleet.up["Main"] = False
+    world.fleet.up["Main"] = trouble != "outage"
+    world.fleet.degraded = {"Main"} if trouble == "degraded" else set()
     await world.rounds(3)
     world.restart(Sink())  # a channel set later hears of no recovery from an outage it never heard of
-    world.fleet.up["Main"] = True
+    world.fleet.up["Main"], world.fleet.degraded = True, set()
     await world.rounds(2)
     assert world.sink.posted == []
-    assert world.deliveries() == [("outage", "Main", "off"), ("recovery", "Main", "muted")]
+    assert world.deliveries() == [(trouble, "Main", "off"), (end, "Main", "muted")]
 
 
 async def test_a_muted_outage_is_recorded_but_not_handed_over_while_checks_go_on(world: World) -> None:
@@ -566,3 +581,142 @@ async def test_status_updates_show_the_last_round_at_once_then_each_fresh_result
         ("Backup", True, world.clock.now()),
     ]
     assert final.pending == ()
+
+
+# -------------------------------------------------------------------------------------------- degraded
+
+
+async def test_a_degraded_spell_and_its_end_are_handed_over_once_each(world: World) -> None:
+    await world.rounds(2)
+    world.fleet.degraded.add("Main")
+    first = world.clock.now()
+    await world.rounds(6)
+    world.fleet.degraded.clear()
+    back = world.clock.now()
+    await world.rounds(4)
+    assert world.sink.kinds() == [("Degraded", "Main"), ("Healthy", "Main")]
+    (degraded,), (healthy,) = (alert.events for alert in world.sink.posted)
+    assert degraded == Degraded("Main", REFUSED, first, Cause.REFUSED)
+    assert healthy == Healthy("Main", first, back)
+    assert world.deliveries() == [("degraded", "Main", "delivered"), ("healthy", "Main", "delivered")]
+
+
+async def test_servers_degraded_in_one_round_share_an_alert_apart_from_an_outage_of_the_same_round(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    world = World(tmp_path, clock, Fleet(clock, "A", "B", "C"), Sink())
+    world.fleet.degraded |= {"A", "B"}
+    world.fleet.up["C"] = False
+    await world.rounds(3)
+    world.store.close()
+    assert world.sink.kinds() == [("Degraded", "A", "B"), ("Outage", "C")]
+
+
+async def test_a_muted_degradation_goes_out_when_the_mute_ends_and_one_that_ended_meanwhile_never(
+    world: World,
+) -> None:
+    world.store.mute(["Main", "Backup"], world.clock.now() + timedelta(minutes=4, seconds=30), "test")
+    world.fleet.degraded |= {"Main", "Backup"}
+    await world.rounds(3)
+    world.fleet.degraded.discard("Backup")
+    await world.rounds(2)
+    assert world.sink.posted == []
+    await world.rounds(2)  # the mute has ended: Main is still degraded
+    assert world.sink.kinds() == [("Degraded", "Main")]
+    assert world.deliveries() == [
+        ("degraded", "Main", "delivered"),
+        ("degraded", "Backup", "muted"),
+        ("healthy", "Backup", "muted"),
+    ]
+
+
+async def test_a_bot_restart_during_a_degraded_spell_neither_repeats_it_nor_misses_its_end(world: World) -> None:
+    world.sink.refusing = True  # held back: both go out after the restart, in order
+    world.fleet.degraded.add("Main")
+    await world.rounds(3)
+    world.restart(Sink())
+    await world.rounds(3)
+    world.fleet.degraded.clear()
+    await world.rounds(2)
+    assert world.sink.kinds() == [("Degraded", "Main"), ("Healthy", "Main")]
+    healthy = world.sink.posted[1].events[0]
+    assert isinstance(healthy, Healthy) and healthy.degraded_since == world.clock.start
+
+
+async def test_the_status_shows_degraded_time_apart_from_uptime_and_since_when(world: World) -> None:
+    world.fleet.degraded.add("Main")
+    await world.rounds(3)
+    world.fleet.degraded.clear()
+    await world.rounds(1)
+    world.fleet.degraded.add("Main")
+    await world.rounds(2)
+    report = await world.watchdog.status(await world.fleet.check())
+    main, backup = report.histories["Main"], report.histories["Backup"]
+    assert (main.uptime_24h, main.degraded_24h, main.degraded_7d) == (1.0, 5 / 6, 5 / 6)
+    assert (backup.uptime_24h, backup.degraded_24h) == (1.0, 0.0)
+    assert report.degraded_since == {"Main": world.clock.start + timedelta(minutes=4)}  # the second spell's start
+
+
+# ------------------------------------------------------------------- a stuck PoracleNG, over real HTTP
+
+
+def ng_watchdog(data_dir: Path, url: str, checker: HealthChecker, sink: Sink) -> tuple[Store, Watchdog]:
+    """A watchdog over the real health checks of one PoracleNG with METRICS=on (the bot, started afresh)."""
+    settings = settings_for(
+        data_dir, "NG", PORACLE_SERVER_1_API=url, PORACLE_SERVER_1_METRICS="on", PORACLE_QUEUE_LIMIT="200"
+    )
+    store = Store.open(data_dir)
+    clock = checker.clock
+    return store, Watchdog(settings, store, lambda: checker.check_all(settings.servers), sink, clock)
+
+
+async def test_a_poracleng_whose_queue_grows_then_whose_webhooks_stop_is_degraded_each_time(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    fake, sink = PoracleNgLike(queue=5), Sink()
+    async with poracle_ng(fake) as http, HealthChecker(2, clock) as checker:
+        store, watchdog = ng_watchdog(tmp_path / "data", http.url, checker, sink)
+        fake.webhooks = {"pokemon": 100}
+        await run_rounds(watchdog, clock, 2)
+        for depth in (150, 250, 350, 420):  # the backlog grows: above 200 from the second
+            fake.queue = depth
+            fake.webhooks["pokemon"] += 50
+            await run_rounds(watchdog, clock, 1)
+        assert sink.kinds() == [("Degraded", "NG")]  # DOWN_AFTER=2: at 350, the second check above
+        fake.queue = 0
+        await run_rounds(watchdog, clock, 1)
+        assert sink.kinds()[-1] == ("Healthy", "NG")
+
+        await run_rounds(watchdog, clock, 9)  # the counter stopped: the 9th check sees 10 minutes without ...
+        assert len(sink.posted) == 2
+        await run_rounds(watchdog, clock, 1)  # ... and the next one makes DOWN_AFTER=2 such checks
+        assert sink.kinds()[-1] == ("Degraded", "NG")
+        store.close()
+
+        # The bot restarts during the silence: it still knows since when, so no false "fully online".
+        store, watchdog = ng_watchdog(tmp_path / "data", http.url, checker, sink)
+        await run_rounds(watchdog, clock, 3)
+        assert len(sink.posted) == 3
+        fake.webhooks["raid"] = 1
+        await run_rounds(watchdog, clock, 1)
+        store.close()
+    assert sink.kinds() == [("Degraded", "NG"), ("Healthy", "NG"), ("Degraded", "NG"), ("Healthy", "NG")]
+    queue, _, silence, _ = (alert.events[0] for alert in sink.posted)
+    assert isinstance(queue, Degraded) and (queue.cause, queue.reason) == (Cause.QUEUE, "delivery queue 350 > 200")
+    assert isinstance(silence, Degraded) and silence.cause is Cause.SILENCE
+    assert silence.reason == "no webhooks for 11 min"
+
+
+async def test_a_poracleng_that_never_had_a_webhook_is_silent_after_the_window_from_the_bots_start(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """No webhooks series yet (missing means 0): the window starts with the bot's first check."""
+    fake, sink = PoracleNgLike(), Sink()
+    async with poracle_ng(fake) as http, HealthChecker(2, clock) as checker:
+        store, watchdog = ng_watchdog(tmp_path / "data", http.url, checker, sink)
+        await run_rounds(watchdog, clock, 11)
+        assert sink.posted == []
+        await run_rounds(watchdog, clock, 1)
+        store.close()
+    assert sink.kinds() == [("Degraded", "NG")]
+    assert fake.metrics_asked == 12

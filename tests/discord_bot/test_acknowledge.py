@@ -19,7 +19,7 @@ from bot.discord_bot.client import PoracleBot
 from tests.support.clock import FakeClock
 from tests.support.discord_double import DiscordDouble, InteractionRecord, Message, User
 from tests.support.local_http import HttpServer, http_server, refused_port
-from tests.support.world import discord_env, minutes, posts, running_bot, server_env
+from tests.support.world import discord_env, posts, rounds, running_bot, server_env
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 
@@ -68,7 +68,7 @@ async def acknowledge(discord: DiscordDouble, user: User, alert: Message, reason
 
 async def outage_and_reminder(discord: DiscordDouble, bot: PoracleBot, clock: FakeClock) -> tuple[Message, Message]:
     """Three rounds a minute apart with Main down: its outage alert, then a reminder."""
-    await minutes(bot, clock, 3)
+    await rounds(bot, 3, clock)
     alert, reminder = posts(discord)
     return alert, reminder
 
@@ -86,14 +86,14 @@ async def test_an_admin_acknowledges_with_a_reason_reminders_stop_and_the_recove
 ) -> None:
     alice = discord_double.admins[0]
     async with driven() as bot:
-        await minutes(bot, clock, 2)
+        await rounds(bot, 2, clock)
         (alert,) = posts(discord_double)
         form = await open_form(discord_double, alice, alert)
         sent = await discord_double.submit_modal(alice, form, {REASON: "on it,  the DB is being moved"})
-        await minutes(bot, clock, 5)
+        await rounds(bot, 5, clock)
         after_ack = posts(discord_double)
         async with http_server(port=main_port):
-            await minutes(bot, clock, 1)
+            await rounds(bot, 1, clock)
     modal = form.modal
     assert modal is not None and modal["title"] == "Acknowledge Main"
     (label,) = modal["components"]
@@ -120,12 +120,12 @@ async def test_a_member_without_the_role_can_neither_press_nor_send_the_form(
 ) -> None:
     alice, carol = discord_double.admins[0], discord_double.member
     async with driven() as bot:
-        await minutes(bot, clock, 2)
+        await rounds(bot, 2, clock)
         (alert,) = posts(discord_double)
         pressed = await discord_double.click(carol, alert, "Acknowledge")
         form = await open_form(discord_double, alice, alert)
         sent = await discord_double.submit_modal(carol, form)  # alice's form, sent by carol
-        await minutes(bot, clock, 1)
+        await rounds(bot, 1, clock)
     assert pressed.modal is None and private_answer(pressed) == "Only Poracle admins can do that."
     assert private_answer(sent) == "Only Poracle admins can do that."
     assert len(discord_double.message(alert.id).versions) == 1  # the alert untouched
@@ -143,7 +143,7 @@ async def test_a_second_acknowledgement_is_told_who_was_first_and_one_of_an_outa
         raced = await discord_double.submit_modal(bob, bobs, {REASON: "no, mine"})
         late = await discord_double.click(bob, reminder, "Acknowledge")
         async with http_server(port=main_port):
-            await minutes(bot, clock, 1)
+            await rounds(bot, 1, clock)
         over = await discord_double.click(bob, reminder, "Acknowledge")
     first = f"**Main**'s outage was already acknowledged by {alice.name} ({alice.id}) <t:"
     assert private_answer(raced).startswith(first) and private_answer(raced).endswith(":R>: mine")
@@ -163,10 +163,10 @@ async def test_acknowledge_works_on_an_alert_posted_before_a_bot_restart_and_out
         sent = await acknowledge(discord_double, alice, alert, "after a restart")
     async with driven() as bot:
         pressed = await discord_double.click(discord_double.admins[1], reminder, "Acknowledge")
-        await minutes(bot, clock, 3)
+        await rounds(bot, 3, clock)
         quiet = posts(discord_double)
         async with http_server(port=main_port):
-            await minutes(bot, clock, 1)
+            await rounds(bot, 1, clock)
     assert sent.response_type == 7
     assert "after a restart" in discord_double.message(alert.id).fields["👀 Acknowledged"]
     assert private_answer(pressed).startswith(f"**Main**'s outage was already acknowledged by {alice.name}")
@@ -185,7 +185,7 @@ async def test_an_alert_about_several_servers_names_the_one_acknowledged_within_
     env |= server_env(2, long_name, f"http://127.0.0.1:{refused_port()}")
     alice = discord_double.admins[0]
     async with running_bot(discord_double, env, monitor=False, clock=clock) as bot:
-        await minutes(bot, clock, 1)
+        await rounds(bot, 1, clock)
         (alert,) = posts(discord_double)
         beta = alert.buttons[3]["custom_id"]
         form = await discord_double.click(alice, alert, custom_id=beta)

@@ -8,18 +8,21 @@ import discord
 import pytest
 
 from bot.core.gate_protocol import GateRestart, RestartedProcess
-from bot.core.health import HealthResult
-from bot.core.monitor import Outage, Recovery
+from bot.core.health import Cause, HealthResult
+from bot.core.monitor import Degraded, Healthy, Outage, Recovery
 from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
-from bot.core.store import Origin
+from bot.core.store import DegradedRecord, Origin, ServerHistory
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import (
+    GOLD,
     GREEN,
     ORANGE,
     RED,
+    alert_embed,
     code_block,
     duration,
+    history_embeds,
     outage_embed,
     recovery_embed,
     restart_result_embed,
@@ -38,6 +41,11 @@ def down(name: str) -> HealthResult:
     return HealthResult(name, False, NOW, reason="connection refused")
 
 
+def refusing(name: str) -> HealthResult:
+    reason = "refuses the bot: ip *10.0.0.5* not in whitelist"  # its words, Markdown or not
+    return HealthResult(name, True, NOW, 200, 8.0, reason=reason, cause=Cause.REFUSED)
+
+
 def report(*results: HealthResult, down_since: dict[str, datetime] | None = None) -> StatusReport:
     return StatusReport(results, down_since or {})
 
@@ -53,7 +61,13 @@ def test_status_shows_words_status_latency_and_reason() -> None:
 
 @pytest.mark.parametrize(
     ("results", "colour"),
-    [([up("a"), up("b")], GREEN), ([up("a"), down("b")], ORANGE), ([down("a"), down("b")], RED)],
+    [
+        ([up("a"), up("b")], GREEN),
+        ([up("a"), down("b")], ORANGE),
+        ([down("a"), down("b")], RED),
+        ([refusing("a"), down("b")], ORANGE),
+        ([refusing("a"), up("b")], ORANGE),
+    ],
 )
 def test_status_colour_tells_the_whole_picture(results: list[HealthResult], colour: discord.Colour) -> None:
     assert status_embeds(report(*results))[0].colour == colour
@@ -150,3 +164,59 @@ def test_outage_and_recovery_embeds() -> None:
 )
 def test_duration(seconds: int, text: str) -> None:
     assert duration(timedelta(seconds=seconds)) == text
+
+
+def test_a_degraded_server_is_online_refusing_the_bot_since_its_spell_began_with_the_servers_words_escaped() -> None:
+    since = NOW - timedelta(minutes=7)
+    ng = HealthResult("NG", True, NOW, 200, 3.0, answer="status healthy, version 5.1.0")
+    status = StatusReport((refusing("JS"), ng, down("Old")), {}, degraded_since={"JS": since})
+    (embed,) = status_embeds(status)
+    fields = {field.name: field.value for field in embed.fields}
+    assert embed.title == "PoracleJS servers: 1/3 online, 1 degraded"
+    assert fields["JS"] == (
+        f"🟡 **online, refuses the bot: ip \\*10.0.0.5\\* not in whitelist** · HTTP 200 · 8 ms · degraded since "
+        f"<t:{int(since.timestamp())}:R>"
+    )
+    assert fields["NG"] == "🟢 **online** · HTTP 200 · 3 ms · status healthy, version 5.1.0"
+
+
+def test_uptime_and_degraded_time_are_told_apart() -> None:
+    history = ServerHistory(0.999, 0.994, 14.0, None, degraded_24h=0.004, degraded_7d=0.0001)
+    (embed,) = status_embeds(StatusReport((up("Main"),), histories={"Main": history}))
+    assert embed.fields[0].value.splitlines()[1] == (
+        "uptime 24 h 99.9 % · 7 d 99.4 % · degraded 24 h 0.4 % · 7 d 0.1 % · median 14 ms"
+    )
+    never = ServerHistory(1.0, 1.0, 14.0, None, degraded_24h=0.0, degraded_7d=0.0)
+    (embed,) = status_embeds(StatusReport((up("Main"),), histories={"Main": never}))
+    assert embed.fields[0].value.splitlines()[1] == "uptime 24 h 100 % · 7 d 100 % · median 14 ms"
+
+
+def test_degraded_and_fully_online_alerts_have_their_own_words_and_colours() -> None:
+    since = NOW - timedelta(minutes=12)
+    degraded = alert_embed([Degraded("JS", "refuses the bot: HTTP 403", since, Cause.REFUSED)])
+    assert (degraded.title, degraded.colour, degraded.footer.text) == ("🟡 JS is degraded", GOLD, "degraded")
+    fields = {field.name: field.value for field in degraded.fields}
+    assert fields["Reason"] == "online, refuses the bot: HTTP 403"
+    assert "ipWhitelist" in fields["What to do"] and f"<t:{int(since.timestamp())}:f>" in fields["Degraded since"]
+    healthy = alert_embed([Healthy("JS", since, NOW)])
+    assert (healthy.title, healthy.colour, healthy.footer.text) == ("🟢 JS is fully online again", GREEN, "online")
+    assert {field.name: field.value for field in healthy.fields}["Degraded for"] == "12 min 0 s"
+    several = alert_embed([Degraded(n, "no webhooks for 10 min", since, Cause.SILENCE) for n in ("A", "B")])
+    assert (several.title, several.colour) == ("🟡 Degraded: A, B", GOLD)
+    assert (
+        several.fields[0].value == f"**online, no webhooks for 10 min** · degraded since <t:{int(since.timestamp())}:R>"
+    )
+    back = alert_embed([Healthy(n, since, NOW) for n in ("A", "B")])
+    assert (
+        back.title == "🟢 Fully online again: A, B" and back.fields[1].value == "**online** · degraded for 12 min 0 s"
+    )
+
+
+def test_history_lines_of_degraded_spells() -> None:
+    since = NOW - timedelta(hours=1)
+    (page,) = history_embeds(
+        [DegradedRecord("JS", since, "delivery queue 350 > 180", None), DegradedRecord("JS", since, "x", NOW)], None
+    )
+    still, ended = str(page.description).splitlines()
+    assert still == f"🟡 <t:{int(since.timestamp())}:f> **JS** still degraded · online, delivery queue 350 > 180"
+    assert ended == f"🟡 <t:{int(since.timestamp())}:f> **JS** degraded for 1 h · online, x"

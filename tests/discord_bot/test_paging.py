@@ -14,7 +14,7 @@ import pytest
 from tests.support.clock import START, FakeClock
 from tests.support.discord_double import DiscordDouble, Message
 from tests.support.local_http import HttpServer, http_server, refused_port
-from tests.support.world import ask_status, discord_env, minutes, posts, running_bot, server_env
+from tests.support.world import ask_status, discord_env, posts, rounds, running_bot, server_env
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 
@@ -63,13 +63,13 @@ async def test_the_alert_role_is_pinged_once_per_outage_and_by_nothing_else(
     alice = discord_double.admins[0]
     env = paging_env(discord_double, tmp_path, main_port, api)
     async with running_bot(discord_double, env, monitor=False, clock=clock) as bot:
-        await minutes(bot, clock, 3)  # the outage, then a reminder
+        await rounds(bot, 3, clock)  # the outage, then a reminder
         await ask_status(discord_double)
         form = await discord_double.click(alice, posts(discord_double)[0], "Acknowledge")
         await discord_double.submit_modal(alice, form)
         async with http_server(port=main_port):
-            await minutes(bot, clock, 1)  # the recovery
-        await minutes(bot, clock, 3)  # down again: a second outage and its reminder
+            await rounds(bot, 1, clock)  # the recovery
+        await rounds(bot, 3, clock)  # down again: a second outage and its reminder
         await discord_double.slash(alice, "poracle", "unmute", server="Main")
     titles = [(m.title, pages(m)) for m in posts(discord_double)]
     assert titles == [
@@ -99,10 +99,10 @@ async def test_a_maintenance_window_holds_the_outage_shows_in_status_and_pages_w
         PORACLE_SERVER_2_MAINTENANCE="none",
     )
     async with running_bot(discord_double, env, monitor=False, clock=clock) as bot:
-        await minutes(bot, clock, 5)
+        await rounds(bot, 5, clock)
         held = posts(discord_double)
         status = await ask_status(discord_double)
-        await minutes(bot, clock, 6)  # past 12:10
+        await rounds(bot, 6, clock)  # past 12:10
     assert held == []
     end = int((START + timedelta(minutes=10)).timestamp())
     assert f"🛠️ in maintenance until <t:{end}:t>" in status.fields["Main"]

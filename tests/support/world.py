@@ -87,10 +87,13 @@ async def running_bot(
         store.close()
 
 
-async def rounds(bot: PoracleBot, count: int) -> None:
-    """Run `count` monitor rounds now, one after the other (for a bot started with monitor=False)."""
+async def rounds(bot: PoracleBot, count: int, clock: FakeClock | None = None, every: float = 60) -> None:
+    """Run `count` monitor rounds now, one after the other (for a bot started with monitor=False); with the
+    bot's FakeClock, `every` seconds apart."""
     for _ in range(count):
         await bot.watchdog.run_round()
+        if clock is not None:
+            clock.advance(every)
 
 
 async def monitor_rounds(counter: HttpServer, count: int, timeout: float = 5.0) -> None:
@@ -122,10 +125,3 @@ async def final_status(record: InteractionRecord, timeout: float = 5.0) -> Messa
 def posts(discord: DiscordDouble) -> list[Message]:
     """What the bot posted in the alert channel on its own, not in answer to a command."""
     return [m for m in discord.channel_messages() if m.interaction_metadata is None]
-
-
-async def minutes(bot: PoracleBot, clock: FakeClock, count: int) -> None:
-    """`count` monitor rounds a minute apart on `clock`, the FakeClock the bot was started with."""
-    for _ in range(count):
-        await bot.watchdog.run_round()
-        clock.advance(60)
