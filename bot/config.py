@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -155,6 +156,9 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path("/app/data"), alias="PORACLE_DATA_DIR")
     status_channel_id: PositiveInt | None = Field(None, alias="PORACLE_STATUS_CHANNEL_ID")
     remind_every: NonNegativeInt = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
+    # A pm2 process restarted this many times within this many minutes is crash-looping (ACCESS=gate).
+    crash_restarts: PositiveInt = Field(3, alias="PORACLE_CRASH_RESTARTS")
+    crash_window: int = Field(10, ge=1, le=1440, alias="PORACLE_CRASH_WINDOW")
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
@@ -245,13 +249,22 @@ def likely_typos(env: Mapping[str, str]) -> list[str]:
 
 
 def access_warnings(settings: Settings) -> list[str]:
-    """Settings that do nothing with the server's access mode: worth a warning, not an error."""
-    return [
+    """Settings that do nothing with the servers' access modes: worth a warning, not an error."""
+    warnings = [
         f"{SERVER_PREFIX}{server.index}_RESTART_CMD: ignored, {SERVER_PREFIX}{server.index}_ACCESS is gate "
         "(the bot sends that server only poracle-gate's verbs; a restart restarts all its pm2 processes); remove it"
         for server in settings.servers
         if server.access is Access.GATE and "restart_cmd" in server.model_fields_set
     ]
+    gated = any(server.access is Access.GATE for server in settings.servers)
+    if gated and settings.crash_window * 60 < settings.health_interval:
+        # Crash loops are seen in the rounds' process lists: a window shorter than a round holds no two of them.
+        warnings.append(
+            f"PORACLE_CRASH_WINDOW: {settings.crash_window} min is shorter than PORACLE_HEALTH_INTERVAL "
+            f"({settings.health_interval:g} s), so no crash loop can be seen (only errored and stopped "
+            f"processes); make it at least {math.ceil(settings.health_interval / 60)}"
+        )
+    return warnings
 
 
 def _describe(error: Any, variable: str) -> str:

@@ -23,6 +23,7 @@ from bot.config import (
     read_environment,
 )
 from bot.core import heartbeat
+from bot.core.output import format_table
 
 # Each command imports what it needs when it runs: `config` and Docker's minutely `healthcheck` need neither
 # aiohttp nor asyncssh (0.7 s of imports), and `run` alone needs discord.py.
@@ -46,11 +47,6 @@ def setup_logging(level: int = logging.WARNING) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-
-
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def health_row(result: HealthResult) -> list[str]:
