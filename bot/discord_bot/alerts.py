@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
 
-from bot.core.monitor import Recovery
+from bot.core.crashloop import CrashLoop, ProcessRecovery
+from bot.core.diagnosis import hints
+from bot.core.monitor import Event, Outage, Reminder
 from bot.core.watchdog import Alert
 from bot.discord_bot import outgoing
 from bot.discord_bot.channels import ConfiguredChannel, PostableChannel
-from bot.discord_bot.embeds import alert_embed
+from bot.discord_bot.embeds import HINT, alert_embed
+from bot.discord_bot.process_embeds import process_alert_embed
 from bot.discord_bot.views import RestartButton
 
 if TYPE_CHECKING:
@@ -42,7 +46,23 @@ class AlertChannel:
 
     async def send(self, alert: Alert) -> bool:
         """The alert as an embed; outages get a Restart button per server. True when posted."""
-        return await self.post(embed=alert_embed(alert.events), view=self._buttons(alert))
+        events = alert.events
+        processes = [event for event in events if isinstance(event, CrashLoop | ProcessRecovery)]
+        if processes:  # an alert holds events of one kind: all of pm2's, or none
+            return await self.post(embed=process_alert_embed(processes))
+        servers = [event for event in events if not isinstance(event, CrashLoop | ProcessRecovery)]
+        embed = alert_embed(servers)
+        for hint in self._hints(servers):
+            embed.add_field(name=f"{HINT} Hint", value=hint, inline=False)
+        return await self.post(embed=embed, view=self._buttons(alert))
+
+    def _hints(self, events: Sequence[Event]) -> list[str]:
+        """For one server offline: what its last pm2 list and the reason say together (servers with the gate)."""
+        if len(events) != 1 or not isinstance(events[0], Outage | Reminder):
+            return []
+        event = events[0]
+        report = self.bot.watchdog.process_report(event.server)
+        return hints(report, event.reason, discord.utils.escape_markdown)
 
     async def post(
         self, *, content: str | None = None, embed: discord.Embed | None = None, view: discord.ui.View | None = None
@@ -59,7 +79,7 @@ class AlertChannel:
 
     def _buttons(self, alert: Alert) -> discord.ui.View | None:
         events = alert.events
-        servers = [self.bot.settings.server(e.server) for e in events if not isinstance(e, Recovery)]
+        servers = [self.bot.settings.server(e.server) for e in events if isinstance(e, Outage | Reminder)]
         buttons = [RestartButton(s.index, label=None if len(events) == 1 else s.name) for s in servers if s]
         if not buttons:
             return None

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from bot.config import load_settings
+from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.service import PoracleService
 from bot.core.store import Store
 from bot.discord_bot.client import PoracleBot
@@ -64,13 +65,15 @@ async def running_bot(
     confirm_timeout: float = 60.0,
     pager_timeout: float = 60.0,
     monitor: bool = True,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[PoracleBot]:
     """The production bot, its monitor running (unless `monitor` is False: the test then drives the rounds
-    with `bot.watchdog.run_round()`), connected to the double for the duration of the block."""
+    with `bot.watchdog.run_round()`), connected to the double for the duration of the block. Its service and
+    monitor tell time by `clock` (a FakeClock lets a test's rounds be minutes apart)."""
     settings = load_settings(env)
     store = Store.open(settings.data_dir)
     try:
-        service = PoracleService(settings, store)
+        service = PoracleService(settings, store, clock=clock)
         bot = PoracleBot(service, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
         async with contextlib.AsyncExitStack() as stack:
             if monitor:
