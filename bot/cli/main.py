@@ -1,4 +1,5 @@
-"""The command line: `poracle-bot check | restart | config | run | doctor | trust | gate | healthcheck`."""
+"""The command line: `poracle-bot check | restart | processes | logs | config | run | doctor | trust | gate |
+healthcheck`."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bot.config import (
     read_environment,
 )
 from bot.core import heartbeat
+from bot.core.gate_protocol import MAX_LOG_LINES
 from bot.core.output import format_table
 
 # Each command imports what it needs when it runs: `config` and Docker's minutely `healthcheck` need neither
@@ -114,6 +116,18 @@ async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
     return EXIT_BUSY if all(result.succeeded or result.busy for result in results) else 1
 
 
+async def _processes(settings: Settings, name: str) -> int:
+    from bot.cli.processes import show_processes
+
+    return await show_processes(settings, name)
+
+
+async def _logs(settings: Settings, name: str, process: str, lines: int) -> int:
+    from bot.cli.processes import show_logs
+
+    return await show_logs(settings, name, process, lines)
+
+
 def _config(settings: Settings) -> int:
     print("\n".join(f"{name}={value}" for name, value in settings.variables()))
     return 0
@@ -176,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     restart = commands.add_parser("restart", help="restart one server, or all of them, over SSH")
     restart.add_argument("server", metavar="NAME", help=f"a configured server name, or '{ALL}'")
     restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    processes = commands.add_parser("processes", help="list a server's pm2 processes through poracle-gate")
+    processes.add_argument("server", metavar="NAME", help="a configured server name (with ACCESS=gate)")
+    logs = commands.add_parser("logs", help="print the end of a pm2 process's log through poracle-gate, redacted")
+    logs.add_argument("server", metavar="NAME", help="a configured server name (with ACCESS=gate)")
+    logs.add_argument("process", metavar="PROCESS", help="the pm2 process: its name or id")
+    logs.add_argument(
+        "--lines", type=_log_lines, default=50, metavar="N", help=f"how many lines, 1 to {MAX_LOG_LINES} (default 50)"
+    )
     commands.add_parser("config", help="print the effective configuration (secrets masked)")
     commands.add_parser("run", help="run the Discord bot")
     commands.add_parser(
@@ -193,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("healthcheck", help="exit 0 only while the running bot is connected and monitoring")
     return parser
+
+
+def _log_lines(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LOG_LINES:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LOG_LINES}, not {value!r}")
+    return int(value)
 
 
 def _node_path(value: str) -> str:
@@ -226,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers: dict[str, Callable[[], int]] = {
             "check": lambda: asyncio.run(_check(settings)),
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),
+            "processes": lambda: asyncio.run(_processes(settings, args.server)),
+            "logs": lambda: asyncio.run(_logs(settings, args.server, args.process, args.lines)),
             "config": lambda: _config(settings),
             "run": lambda: _run(settings),
             "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes)),
