@@ -31,6 +31,8 @@ from pydantic import (
     field_validator,
 )
 
+from bot.core.maintenance import Schedule, parse_windows, schedule, zone
+
 SERVER_PREFIX = "PORACLE_SERVER_"
 _SERVER_VAR = re.compile(r"^PORACLE_SERVER_(\d+)_([A-Z0-9_]+)$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -96,6 +98,16 @@ def _check_path(value: str) -> str:
     return value
 
 
+def _check_maintenance(value: str) -> str:
+    parse_windows(value)
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    zone(value)
+    return value.strip()
+
+
 def _check_id_list(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -117,6 +129,7 @@ class ServerConfig(BaseModel):
     ssh_key_path: Path
     restart_cmd: Annotated[str, Field(min_length=1)] = DEFAULT_RESTART_CMD
     access: Access = Access.COMMAND
+    maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = None  # overrides PORACLE_MAINTENANCE
 
     @field_validator("name")
     @classmethod
@@ -144,6 +157,7 @@ class Settings(BaseModel):
     discord_guild_id: PositiveInt | None = Field(None, alias="DISCORD_GUILD_ID")
     discord_admin_role_ids: frozenset[PositiveInt] = Field(frozenset(), alias="DISCORD_ADMIN_ROLE_IDS")
     discord_alert_channel_id: PositiveInt | None = Field(None, alias="DISCORD_ALERT_CHANNEL_ID")
+    discord_alert_role_id: PositiveInt | None = Field(None, alias="DISCORD_ALERT_ROLE_ID")
     ssh_key_path: Path = Field(Path("/app/ssh_key"), alias="PORACLE_SSH_KEY_PATH")
     ssh_known_hosts: Path = Field(Path("/app/data/known_hosts"), alias="PORACLE_SSH_KNOWN_HOSTS")
     ssh_host_key_policy: HostKeyPolicy = Field(HostKeyPolicy.ACCEPT_NEW, alias="PORACLE_SSH_HOST_KEY_POLICY")
@@ -159,6 +173,8 @@ class Settings(BaseModel):
     # A pm2 process restarted this many times within this many minutes is crash-looping (ACCESS=gate).
     crash_restarts: PositiveInt = Field(3, alias="PORACLE_CRASH_RESTARTS")
     crash_window: int = Field(10, ge=1, le=1440, alias="PORACLE_CRASH_WINDOW")
+    maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = Field(None, alias="PORACLE_MAINTENANCE")
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = Field("UTC", alias="PORACLE_TIMEZONE")
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
@@ -177,6 +193,10 @@ class Settings(BaseModel):
             raise UnknownServer(target, (s.name for s in self.servers))
         return [server]
 
+    def maintenance_schedule(self, server: ServerConfig) -> Schedule:
+        """The server's maintenance windows: its own, else PORACLE_MAINTENANCE's, in PORACLE_TIMEZONE."""
+        return schedule(server.maintenance, self.timezone, self.maintenance)
+
     def variables(self) -> list[tuple[str, str]]:
         """The effective configuration as (variable, value) pairs, secrets masked."""
         shown: list[tuple[str, str]] = []
@@ -193,7 +213,8 @@ class Settings(BaseModel):
             shown.append((field.alias, text or "(unset)"))
         for server in self.servers:
             for suffix, name in _SERVER_FIELDS.items():
-                shown.append((f"{SERVER_PREFIX}{server.index}_{suffix}", str(getattr(server, name))))
+                value = getattr(server, name)
+                shown.append((f"{SERVER_PREFIX}{server.index}_{suffix}", "(unset)" if value is None else str(value)))
         return shown
 
     def require_discord(self) -> None:
@@ -219,6 +240,7 @@ _SERVER_FIELDS = {
     "SSH_KEY_PATH": "ssh_key_path",
     "RESTART_CMD": "restart_cmd",
     "ACCESS": "access",
+    "MAINTENANCE": "maintenance",
 }
 _SERVER_SUFFIXES = {field: suffix for suffix, field in _SERVER_FIELDS.items()}
 _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.items() if field.alias}

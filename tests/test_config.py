@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,9 @@ def test_every_global_default() -> None:
     assert settings.data_dir == Path("/app/data")
     assert settings.status_channel_id is None
     assert settings.remind_every == 0
+    assert settings.discord_alert_role_id is None
+    assert (settings.maintenance, settings.timezone) == (None, "UTC")
+    assert settings.maintenance_schedule(settings.servers[0]).until(datetime.now(UTC)) is None
 
 
 def test_every_server_default() -> None:
@@ -54,6 +58,7 @@ def test_every_server_default() -> None:
     assert server.ssh_key_path == Path("/app/ssh_key")
     assert server.restart_cmd == "pm2 restart all"
     assert server.ssh_target == "root@192.0.2.10:22"
+    assert server.maintenance is None
 
 
 def test_every_value_set() -> None:
@@ -63,6 +68,9 @@ def test_every_value_set() -> None:
             "DISCORD_GUILD_ID": "123",
             "DISCORD_ADMIN_ROLE_IDS": " 7, 5 ,,9 ",
             "DISCORD_ALERT_CHANNEL_ID": "44",
+            "DISCORD_ALERT_ROLE_ID": "45",
+            "PORACLE_MAINTENANCE": "daily 04:00-04:30",
+            "PORACLE_TIMEZONE": "Europe/Berlin",
             "PORACLE_SSH_KEY_PATH": "/keys/bot",
             "PORACLE_SSH_KNOWN_HOSTS": "/keys/known",
             "PORACLE_SSH_HOST_KEY_POLICY": "strict",
@@ -83,6 +91,7 @@ def test_every_value_set() -> None:
             "PORACLE_SERVER_2_HOST": "2001:db8::1",
             "PORACLE_SERVER_2_API": "http://[2001:db8::1]:3030",
             "PORACLE_SERVER_2_SSH_KEY_PATH": "/keys/other",
+            "PORACLE_SERVER_2_MAINTENANCE": "none",
         }
     )
     assert settings.discord_token is not None
@@ -90,6 +99,8 @@ def test_every_value_set() -> None:
     assert settings.discord_guild_id == 123
     assert settings.discord_admin_role_ids == frozenset({5, 7, 9})
     assert settings.discord_alert_channel_id == 44
+    assert settings.discord_alert_role_id == 45
+    assert (settings.maintenance, settings.timezone) == ("daily 04:00-04:30", "Europe/Berlin")
     assert settings.ssh_known_hosts == Path("/keys/known")
     assert settings.ssh_host_key_policy is HostKeyPolicy.STRICT
     assert (settings.ssh_timeout, settings.ssh_connect_timeout) == (12.5, 3.0)
@@ -104,6 +115,9 @@ def test_every_value_set() -> None:
     assert main.ssh_key_path == Path("/keys/bot")  # the global key is every server's default
     assert second.ssh_key_path == Path("/keys/other")
     assert second.host == "2001:db8::1"
+    at_four_ten = datetime(2026, 3, 2, 3, 10, tzinfo=UTC)  # 04:10 in Berlin
+    assert settings.maintenance_schedule(main).until(at_four_ten) == datetime(2026, 3, 2, 3, 30, tzinfo=UTC)
+    assert settings.maintenance_schedule(second).until(at_four_ten) is None  # "none" overrides the default
 
 
 @pytest.mark.parametrize(
@@ -169,6 +183,16 @@ def test_every_value_set() -> None:
         ({}, "PORACLE_SERVER_1_HOST", "no servers configured"),
         ({**ONE_SERVER, "PORACLE_REMIND_EVERY": "-5"}, "PORACLE_REMIND_EVERY", "greater than or equal to 0"),
         ({**ONE_SERVER, "PORACLE_STATUS_CHANNEL_ID": "#status"}, "PORACLE_STATUS_CHANNEL_ID", "integer"),
+        ({**ONE_SERVER, "DISCORD_ALERT_ROLE_ID": "@oncall"}, "DISCORD_ALERT_ROLE_ID", "integer"),
+        ({**ONE_SERVER, "DISCORD_ALERT_ROLE_ID": "0"}, "DISCORD_ALERT_ROLE_ID", "greater than 0"),
+        ({**ONE_SERVER, "PORACLE_MAINTENANCE": "sunday 2-3"}, "PORACLE_MAINTENANCE", "is not a window"),
+        ({**ONE_SERVER, "PORACLE_MAINTENANCE": "sun 02:00-03:00,"}, "PORACLE_MAINTENANCE", "empty window"),
+        ({**ONE_SERVER, "PORACLE_TIMEZONE": "CEST"}, "PORACLE_TIMEZONE", "unknown time zone 'CEST'; use an IANA"),
+        (
+            {**ONE_SERVER, "PORACLE_SERVER_1_MAINTENANCE": "daily 04:00-04:00"},
+            "PORACLE_SERVER_1_MAINTENANCE",
+            "is empty",
+        ),
     ],
 )
 def test_each_error_names_its_variable(env: dict[str, str], variable: str, words: str) -> None:
@@ -393,6 +417,22 @@ async def test_cli_bad_config_exits_2_and_touches_nothing(tmp_path: Path, api: H
         else:
             assert run.code == 0, run
             assert seen == ["/health"]
+
+
+async def test_cli_bad_maintenance_windows_exit_2_naming_each_variable_and_check_nothing(
+    tmp_path: Path, api: HttpServer
+) -> None:
+    (tmp_path / ".env").write_text(
+        f"PORACLE_SERVER_1_HOST=127.0.0.1\nPORACLE_SERVER_1_API={api.url}\nPORACLE_MAINTENANCE=daily 4:00\n"
+        "PORACLE_SERVER_1_MAINTENANCE=sonday 02:00-03:00\nPORACLE_TIMEZONE=Europe/Nowhere\n"
+    )
+    run = await cli(tmp_path, "check")
+    assert run.code == 2, run
+    assert "PORACLE_MAINTENANCE: 'daily 4:00' is not a window" in run.err
+    assert "PORACLE_SERVER_1_MAINTENANCE: unknown day 'sonday'" in run.err
+    assert "PORACLE_TIMEZONE: unknown time zone 'Europe/Nowhere'" in run.err
+    assert "Traceback" not in run.err
+    assert api.requests == []
 
 
 def test_a_misspelt_setting_is_pointed_out_and_others_are_left_alone() -> None:

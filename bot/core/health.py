@@ -6,7 +6,7 @@ import asyncio
 import math
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,3 +87,17 @@ class HealthChecker:
     async def check_all(self, servers: Iterable[ServerConfig]) -> list[HealthResult]:
         """Check every server at once; results keep the order of `servers`."""
         return list(await asyncio.gather(*(self.check(server) for server in servers)))
+
+    def check_each(self, servers: Iterable[ServerConfig]) -> AsyncGenerator[HealthResult, None]:
+        """Start checking every server now (before the first result is asked for); yield each result as it
+        comes in, the fastest first. Checks still running when the iterator is closed are cancelled."""
+        return _as_completed([asyncio.ensure_future(self.check(server)) for server in servers])
+
+
+async def _as_completed(tasks: list[asyncio.Future[HealthResult]]) -> AsyncGenerator[HealthResult, None]:
+    try:
+        for next_result in asyncio.as_completed(tasks):
+            yield await next_result
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -56,6 +56,11 @@ class Recovery:
 Event = Outage | Reminder | Recovery
 
 
+def outage_id(since: datetime) -> int:
+    """How an alert's buttons name the outage it announces: its start, in milliseconds since the epoch."""
+    return round(since.timestamp() * 1000)
+
+
 @dataclass(slots=True)
 class ServerWatch:
     """What the monitor knows of one server."""

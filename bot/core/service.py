@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import logging
 import os
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -227,6 +227,10 @@ class PoracleService:
 
     async def check_all(self) -> list[HealthResult]:
         return await self.health.check_all(self.servers)
+
+    def check_each(self) -> AsyncGenerator[HealthResult, None]:
+        """Every server checked at once from now on; each result as soon as it is in."""
+        return self.health.check_each(self.servers)
 
     async def read_processes(self, server: ServerConfig, budget: float | None = None) -> ProcessRead:
         """The server's pm2 list through the gate, within `budget` seconds, login included (default

@@ -1,4 +1,5 @@
-"""Embedded state in SQLite: monitor state, the alert outbox, check samples, the restart audit, mutes.
+"""Embedded state in SQLite: monitor state, the alert outbox, check samples, the restart audit, mutes,
+acknowledgements.
 
 Every monitor round is one transaction (state, samples and the alerts it raised together), in WAL mode:
 a bot killed at any moment, SIGKILL included, reopens a consistent database with everything committed.
@@ -59,12 +60,33 @@ class _NewerSchema(sqlite3.DatabaseError):
 
 
 @dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """An admin took on the outage of `server` that began at `since`."""
+
+    server: str
+    since: datetime
+    by: str  # the Discord user, as the log names them
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     id: int
     round: int
     event: Event | ProcessEvent
-    # A recovery from an outage nobody was told of (muted, or no alert channel) is news to nobody either.
-    follows_silence: bool = False
+    outage_delivery: str | None = None  # of a recovery: how its outage (or crash loop) was settled
+    ack: Acknowledgement | None = None  # of the outage this event belongs to
+
+    @property
+    def follows_silence(self) -> bool:
+        """A recovery from an outage nobody was told of (muted, or no alert channel) is news to nobody either."""
+        return self.outage_delivery in ("muted", "off")
+
+    @property
+    def follows_announcement(self) -> bool:
+        """A recovery from an outage that was posted: the channel must not be left saying "offline"."""
+        return self.outage_delivery == "delivered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,15 +345,18 @@ class Store:
         """Alerts not yet delivered, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT events.id, round, kind, name, reason, since, at, events.process, "
-                "kind = 'recovery' AND EXISTS (SELECT 1 FROM events o WHERE o.kind = 'outage' "
-                "AND o.server_id = events.server_id AND o.since = events.since AND o.delivery IN ('muted', 'off')) "
-                f"OR kind = '{PROCESS_RECOVERY}' AND EXISTS (SELECT 1 FROM events o WHERE o.kind = '{CRASH_LOOP}' "
-                "AND o.server_id = events.server_id AND o.process = events.process AND o.since = events.since "
-                "AND o.delivery IN ('muted', 'off')) FROM events "
-                "JOIN servers ON servers.id = server_id WHERE delivery = 'pending' ORDER BY events.id"
+                "SELECT events.id, round, kind, name, events.reason, events.since, events.at, events.process, "
+                "CASE kind WHEN 'recovery' THEN (SELECT o.delivery FROM events o WHERE o.kind = 'outage' "
+                "AND o.server_id = events.server_id "
+                "AND o.since = events.since ORDER BY o.id DESC LIMIT 1) "
+                f"WHEN '{PROCESS_RECOVERY}' THEN (SELECT o.delivery FROM events o WHERE o.kind = '{CRASH_LOOP}' "
+                "AND o.server_id = events.server_id AND o.process = events.process "
+                "AND o.since = events.since ORDER BY o.id DESC LIMIT 1) END, acks.by, acks.at, acks.reason "
+                "FROM events JOIN servers ON servers.id = events.server_id LEFT JOIN acks "
+                "ON acks.server_id = events.server_id AND acks.since = events.since AND events.process IS NULL "
+                "WHERE delivery = 'pending' ORDER BY events.id"
             ).fetchall()
-        return [StoredEvent(row[0], row[1], _event(*row[2:8]), bool(row[8])) for row in rows]
+        return [StoredEvent(row[0], row[1], _event(*row[2:8]), row[8], _ack(row[3], row[5], *row[9:])) for row in rows]
 
     def unsilence_outages(self, down_since: Mapping[str, datetime]) -> None:
         """Servers still down when their mute ended: their held-back outage alert goes out after all."""
@@ -353,7 +378,7 @@ class Store:
             )
 
     def mark_events(self, ids: Iterable[int], delivery: str) -> None:
-        """`delivered`, or `muted` / `off` for alerts nobody was to be told of."""
+        """`delivered`, or `muted` / `off` / `acked` for alerts nobody was to be told of."""
         with self._transaction():
             self._db.executemany("UPDATE events SET delivery = ? WHERE id = ?", [(delivery, i) for i in ids])
 
@@ -482,9 +507,13 @@ class Store:
                 "INSERT OR REPLACE INTO mutes VALUES (?, ?, ?)", [(self._server_id(s), _ts(until), by) for s in servers]
             )
 
-    def unmute(self, servers: Iterable[str]) -> None:
+    def unmute(self, servers: Iterable[str], now: datetime) -> list[str]:
+        """End the servers' mutes; return those that were muted at `now`, in the order given."""
         with self._transaction():
-            self._db.executemany("DELETE FROM mutes WHERE server_id = ?", [(self._server_id(s),) for s in servers])
+            ids = {server: self._server_id(server) for server in servers}
+            live = {i for (i,) in self._db.execute("SELECT server_id FROM mutes WHERE until > ?", (_ts(now),))}
+            self._db.executemany("DELETE FROM mutes WHERE server_id = ?", [(i,) for i in ids.values()])
+        return [server for server, i in ids.items() if i in live]
 
     def mutes(self, now: datetime) -> dict[str, datetime]:
         """Servers muted now, with when the mute ends. Expired mutes are dropped."""
@@ -492,6 +521,30 @@ class Store:
             self._db.execute("DELETE FROM mutes WHERE until <= ?", (_ts(now),))
             rows = self._db.execute("SELECT name, until FROM mutes JOIN servers ON servers.id = server_id").fetchall()
         return {name: datetime.fromtimestamp(until, UTC) for name, until in rows}
+
+    # -- acknowledgements
+
+    def acknowledge(self, ack: Acknowledgement) -> Acknowledgement:
+        """Record `ack` unless its outage was acknowledged already; return the one kept (the first)."""
+        with self._transaction():
+            server_id = self._server_id(ack.server)
+            self._db.execute(
+                "INSERT OR IGNORE INTO acks VALUES (?, ?, ?, ?, ?)",
+                (server_id, _ts(ack.since), ack.by, _ts(ack.at), ack.reason),
+            )
+            by, at, reason = self._db.execute(
+                "SELECT by, at, reason FROM acks WHERE server_id = ? AND since = ?", (server_id, _ts(ack.since))
+            ).fetchone()
+        return Acknowledgement(ack.server, ack.since, by, datetime.fromtimestamp(at, UTC), reason)
+
+    def acknowledgement(self, server: str, since: datetime) -> Acknowledgement | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT by, acks.at, acks.reason FROM acks JOIN servers ON servers.id = server_id "
+                "WHERE name = ? AND since = ?",
+                (server, _ts(since)),
+            ).fetchone()
+        return None if row is None else _ack(server, _ts(since), *row)
 
     # -- small values (the live status message's id)
 
@@ -543,6 +596,13 @@ def _restart_record(row: Sequence[object]) -> RestartRecord:
         None if healthy is None else bool(healthy),
         None if process is None else str(process),
     )
+
+
+def _ack(server: str, since: float, by: str | None, at: float | None, reason: str | None) -> Acknowledgement | None:
+    if by is None or at is None:
+        return None
+    since_dt, at_dt = datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(at, UTC)
+    return Acknowledgement(server, since_dt, by, at_dt, reason or "")
 
 
 def _event(

@@ -1,6 +1,8 @@
 """The monitor's round, as gatus's watchdog does it: check every server, drive the monitor, record the round
-(all or nothing), apply the mute rules and hand the alerts to an AlertSink that a front implements. Beside
-the health checks a round reads the pm2 list of every server with ACCESS=gate, for the crash-loop tracker.
+(all or nothing), apply the mute rules (mutes and maintenance windows alike) and hand the alerts to an
+AlertSink that a front implements. It also answers for the fronts: the status (the last round's at once,
+then fresh), and acknowledgements of outages. Beside the health checks a round reads the pm2 list of every
+server with ACCESS=gate, for the crash-loop tracker.
 
 Rounds keep to their schedule: after one that overran the interval the missed rounds are skipped, not run
 back to back (two checks a few milliseconds apart would count as an outage). Time comes from a Clock.
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,9 +26,10 @@ from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.crashloop import CrashLoop, CrashTracker, ProcessEvent
 from bot.core.health import HealthResult
 from bot.core.heartbeat import Heartbeat
-from bot.core.monitor import Event, Monitor, Outage, Reminder
+from bot.core.maintenance import in_maintenance
+from bot.core.monitor import Event, Monitor, Outage, Reminder, outage_id
 from bot.core.processes import ProcessRead, ProcessReport
-from bot.core.store import ServerHistory, Store
+from bot.core.store import Acknowledgement, ServerHistory, Store
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,13 @@ class Alert:
     """The events of one kind raised in one round: what one alert message announces."""
 
     events: tuple[Event | ProcessEvent, ...]
+    acknowledged: Mapping[str, Acknowledgement] = field(default_factory=dict)  # by server, for recoveries
+
+    @property
+    def pages(self) -> bool:
+        """Whether it should wake someone (ping DISCORD_ALERT_ROLE_ID): outages and crash loops do;
+        recoveries, reminders and notices do not."""
+        return isinstance(self.events[0], Outage | CrashLoop)
 
 
 class AlertSink(Protocol):
@@ -63,7 +74,26 @@ class StatusReport:
     down_since: Mapping[str, datetime] = field(default_factory=dict)
     histories: Mapping[str, ServerHistory] = field(default_factory=dict)
     mutes: Mapping[str, datetime] = field(default_factory=dict)  # muted servers, until when
+    maintenance: Mapping[str, datetime] = field(default_factory=dict)  # servers in a window, until when
     processes: Mapping[str, ProcessReport] = field(default_factory=dict)  # ACCESS=gate: the last round's pm2 list
+    # Servers being checked again: their result (if any) is the last round's, `age` old.
+    pending: tuple[str, ...] = ()
+    age: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastRound:
+    results: tuple[HealthResult, ...]
+    at: datetime  # when its checks began
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """What came of acknowledging an outage (or of asking whether it can be)."""
+
+    ack: Acknowledgement | None = None  # the outage's acknowledgement: this one, or who was first
+    recorded: bool = False  # this call recorded it
+    over: bool = False  # the outage is over (or never was): nothing to acknowledge
 
 
 Check = Callable[[], Awaitable[Sequence[HealthResult]]]
@@ -99,6 +129,8 @@ class Watchdog:
             timedelta(minutes=settings.remind_every) if settings.remind_every else None,
             store.load_watches(),
         )
+        self.schedules = [(server.name, settings.maintenance_schedule(server)) for server in settings.servers]
+        self.last_round: LastRound | None = None
         self.read_processes = read_processes
         self.crashes = CrashTracker(
             settings.crash_restarts, timedelta(minutes=settings.crash_window), store.load_process_watches()
@@ -132,8 +164,10 @@ class Watchdog:
     async def run_round(self) -> list[HealthResult]:
         """One round; raises if it could not be recorded, after forgetting it (the next one raises its
         outages and recoveries again instead of having moved on without them)."""
+        started = self.clock.now()
         checked, reads = await asyncio.gather(self.check(), self._read_processes())
         results = list(checked)
+        self.last_round = LastRound(tuple(results), started)
         before = {name: copy.copy(watch) for name, watch in self.monitor.watches.items()}
         crashes_before = self.crashes.snapshot()
         events = self.monitor.observe(results)
@@ -173,48 +207,105 @@ class Watchdog:
             self.process_reads[read.server] = read
 
     async def status(self, results: Sequence[HealthResult]) -> StatusReport:
-        """`results` with each server's uptime, latency, last restart, mute and the start of its outage, and
-        the last round's pm2 list of each server with ACCESS=gate."""
+        """`results` with each server's uptime, latency, last restart, mute, maintenance window and the start
+        of its outage, and the last round's pm2 list of each server with ACCESS=gate."""
         now = self.clock.now()
         histories, mutes = await asyncio.gather(
             asyncio.to_thread(self.store.server_histories, now), asyncio.to_thread(self.store.mutes, now)
         )
         down_since = {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
         processes = {name: self.crashes.report(read) for name, read in self.process_reads.items()}
-        return StatusReport(tuple(results), down_since, histories, mutes, processes)
+        windows = in_maintenance(self.schedules, now)
+        return StatusReport(tuple(results), down_since, histories, mutes, windows, processes)
 
     def process_report(self, server: str) -> ProcessReport | None:
         """The last round's pm2 list of `server` with its history; None when none was read."""
         read = self.process_reads.get(server)
         return None if read is None else self.crashes.report(read)
 
+    async def status_updates(self, fresh: AsyncIterable[HealthResult]) -> AsyncGenerator[StatusReport, None]:
+        """At once the last round's status with every server pending (no result at all before the first
+        round), then a report as each of the `fresh` results comes in; the last has nothing pending."""
+        last = self.last_round
+        shown: dict[str, HealthResult | None] = {server.name: None for server in self.settings.servers}
+        for result in last.results if last else ():
+            if result.server in shown:
+                shown[result.server] = result
+        base = await self.status(())
+        age = self.clock.now() - last.at if last else None
+        pending = dict.fromkeys(shown)
+
+        def report() -> StatusReport:
+            results = tuple(result for result in shown.values() if result is not None)
+            return dataclasses.replace(base, results=results, pending=tuple(pending), age=age)
+
+        yield report()
+        async for result in fresh:
+            shown[result.server] = result
+            pending.pop(result.server, None)
+            yield report()
+
+    # -- acknowledgements
+
+    async def ack_state(self, server: str, outage: int) -> AckResult:
+        """Whether the outage of `server` that `outage` names (monitor.outage_id) can be acknowledged."""
+        since = self._current_outage(server, outage)
+        if since is None:
+            return AckResult(over=True)
+        return AckResult(await asyncio.to_thread(self.store.acknowledgement, server, since))
+
+    async def acknowledge(self, server: str, outage: int, by: str, reason: str = "") -> AckResult:
+        """Record that `by` took on that outage; the first acknowledgement is kept. Reminders of it stop and
+        its recovery names who acknowledged it."""
+        since = self._current_outage(server, outage)
+        if since is None:
+            return AckResult(over=True)
+        mine = Acknowledgement(server, since, by, self.clock.now(), reason)
+        kept = await asyncio.to_thread(self.store.acknowledge, mine)
+        if kept == mine:
+            log.info("Outage of %s acknowledged by %s%s", server, by, f": {reason}" if reason else "")
+        return AckResult(kept, recorded=kept == mine)
+
+    def _current_outage(self, server: str, outage: int) -> datetime | None:
+        since = self.monitor.down_since(server)
+        return since if since is not None and outage_id(since) == outage else None
+
     async def deliver_pending(self) -> None:
         """Hand undelivered alerts to the sink, one per round and kind; stop at the first failure and try again
-        later. Alerts of muted servers, or with nowhere to go, are settled unposted; a server still down when
-        its mute ends gets its outage alert then, one that came back meanwhile nothing."""
+        later. Alerts of muted servers and of servers in a maintenance window (held alike), reminders of
+        acknowledged outages, and alerts with nowhere to go are settled unposted; a server still down when
+        its mute or window ends gets its outage alert then, one that came back meanwhile nothing. The recovery
+        of an outage that was posted is always posted: a mute set afterwards must not leave "offline" the
+        channel's last word."""
         async with self._delivery:
             store = self.store
-            muted = await asyncio.to_thread(store.mutes, self.clock.now())
+            now = self.clock.now()
+            held = (await asyncio.to_thread(store.mutes, now)).keys() | in_maintenance(self.schedules, now).keys()
             still_down = {
                 name: watch.down_since
                 for name, watch in self.monitor.watches.items()
-                if watch.down_since is not None and name not in muted
+                if watch.down_since is not None and name not in held
             }
             await asyncio.to_thread(store.unsilence_outages, still_down)
-            crashing = [episode for episode in self.crashes.open_episodes() if episode[0] not in muted]
+            crashing = [episode for episode in self.crashes.open_episodes() if episode[0] not in held]
             await asyncio.to_thread(store.unsilence_processes, crashing)
             pending = await asyncio.to_thread(store.pending_events)
             for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
                 stored = list(group)
-                silent = [s.id for s in stored if s.event.server in muted or s.follows_silence]
+                silent = [
+                    s.id for s in stored if s.follows_silence or (s.event.server in held and not s.follows_announcement)
+                ]
                 await asyncio.to_thread(store.mark_events, silent, "muted")
-                loud = [s for s in stored if s.id not in silent]
+                taken = [s.id for s in stored if isinstance(s.event, Reminder) and s.ack and s.id not in silent]
+                await asyncio.to_thread(store.mark_events, taken, "acked")
+                loud = [s for s in stored if s.id not in silent and s.id not in taken]
                 if not loud:
                     continue
                 if not self.sink.enabled:
                     await asyncio.to_thread(store.mark_events, [s.id for s in loud], "off")
                     continue
-                if not await self.sink.send(Alert(tuple(s.event for s in loud))):
+                acks = {s.event.server: s.ack for s in loud if s.ack is not None}
+                if not await self.sink.send(Alert(tuple(s.event for s in loud), acks)):
                     return
                 await asyncio.to_thread(store.mark_events, [s.id for s in loud], "delivered")
 

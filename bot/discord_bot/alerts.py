@@ -13,17 +13,15 @@ from bot.core.diagnosis import hints
 from bot.core.monitor import Event, Outage, Reminder
 from bot.core.watchdog import Alert
 from bot.discord_bot import outgoing
+from bot.discord_bot.acknowledge import alert_view
 from bot.discord_bot.channels import ConfiguredChannel, PostableChannel
 from bot.discord_bot.embeds import HINT, alert_embed
 from bot.discord_bot.process_embeds import process_alert_embed
-from bot.discord_bot.views import RestartButton
 
 if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
 
 log = logging.getLogger(__name__)
-
-MAX_BUTTONS = 25  # Discord: five rows of five
 
 
 class AlertChannel:
@@ -45,16 +43,18 @@ class AlertChannel:
         return self.bot.connected
 
     async def send(self, alert: Alert) -> bool:
-        """The alert as an embed; outages get a Restart button per server. True when posted."""
-        events = alert.events
-        processes = [event for event in events if isinstance(event, CrashLoop | ProcessRecovery)]
+        """The alert as an embed; outages and reminders get Restart and Acknowledge buttons per server, and
+        the alerts that page ping DISCORD_ALERT_ROLE_ID. True when posted."""
+        settings = self.bot.settings
+        ping_role = settings.discord_alert_role_id if alert.pages else None
+        processes = [event for event in alert.events if isinstance(event, CrashLoop | ProcessRecovery)]
         if processes:  # an alert holds events of one kind: all of pm2's, or none
-            return await self.post(embed=process_alert_embed(processes))
-        servers = [event for event in events if not isinstance(event, CrashLoop | ProcessRecovery)]
-        embed = alert_embed(servers)
-        for hint in self._hints(servers):
+            return await self.post(embed=process_alert_embed(processes), ping_role=ping_role)
+        events = [event for event in alert.events if not isinstance(event, CrashLoop | ProcessRecovery)]
+        embed = alert_embed(events, alert.acknowledged)
+        for hint in self._hints(events):
             embed.add_field(name=f"{HINT} Hint", value=hint, inline=False)
-        return await self.post(embed=embed, view=self._buttons(alert))
+        return await self.post(embed=embed, view=alert_view(settings, events), ping_role=ping_role)
 
     def _hints(self, events: Sequence[Event]) -> list[str]:
         """For one server offline: what its last pm2 list and the reason say together (servers with the gate)."""
@@ -65,25 +65,20 @@ class AlertChannel:
         return hints(report, event.reason, discord.utils.escape_markdown)
 
     async def post(
-        self, *, content: str | None = None, embed: discord.Embed | None = None, view: discord.ui.View | None = None
+        self,
+        *,
+        content: str | None = None,
+        embed: discord.Embed | None = None,
+        view: discord.ui.View | None = None,
+        ping_role: int | None = None,
     ) -> bool:
         """True when the message was posted."""
         if self.channel is None:
             return False
 
         async def send(channel: PostableChannel) -> bool:
-            await outgoing.post(channel, content=content, embeds=[] if embed is None else [embed], view=view)
+            embeds = [] if embed is None else [embed]
+            await outgoing.post(channel, content=content, embeds=embeds, view=view, ping_role=ping_role)
             return True
 
         return await self.channel.attempt(send) is True
-
-    def _buttons(self, alert: Alert) -> discord.ui.View | None:
-        events = alert.events
-        servers = [self.bot.settings.server(e.server) for e in events if isinstance(e, Outage | Reminder)]
-        buttons = [RestartButton(s.index, label=None if len(events) == 1 else s.name) for s in servers if s]
-        if not buttons:
-            return None
-        view = discord.ui.View(timeout=None)
-        for button in buttons[:MAX_BUTTONS]:
-            view.add_item(button)
-        return view

@@ -16,6 +16,7 @@ from bot.core.service import PoracleService
 from bot.core.store import Store, StoreError
 from bot.core.watchdog import Watchdog
 from bot.discord_bot.access import REFUSAL, who
+from bot.discord_bot.acknowledge import AckButton
 from bot.discord_bot.alerts import AlertChannel
 from bot.discord_bot.commands import PoracleCommands
 from bot.discord_bot.live_status import LiveStatus
@@ -85,7 +86,7 @@ class PoracleBot(commands.Bot):
                     await rounds
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(RestartButton)
+        self.add_dynamic_items(RestartButton, AckButton)
         await self.add_cog(PoracleCommands(self))
         guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
         if guild is not None:

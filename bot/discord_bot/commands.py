@@ -15,8 +15,9 @@ from discord.ext import commands
 from bot.config import ALL, ServerConfig, UnknownServer
 from bot.discord_bot import limits, outgoing
 from bot.discord_bot.access import is_admin, who
-from bot.discord_bot.embeds import history_embeds, mute_embed, status_embeds
+from bot.discord_bot.embeds import history_embeds, mute_embed
 from bot.discord_bot.process_commands import ProcessCommands
+from bot.discord_bot.status_answer import answer_status
 from bot.discord_bot.views import confirm_restart, show_pages
 
 if TYPE_CHECKING:
@@ -50,13 +51,14 @@ class PoracleCommands(
 
     @app_commands.command(name="status", description="Show whether each PoracleJS server is online")
     async def status(self, interaction: discord.Interaction[PoracleBot]) -> None:
-        # Hung servers take up to PORACLE_HEALTH_TIMEOUT; Discord wants an answer within 3 s.
-        await interaction.response.defer(thinking=True)
-        results = await self.bot.service.check_all()
-        first, *rest = status_embeds(await self.bot.watchdog.status(results))
-        await outgoing.edit_response(interaction, embeds=[first])
-        for embed in rest:
-            await outgoing.follow_up(interaction, embeds=[embed])
+        # The last round's picture at once, then fresh checks edited in (hung ones take PORACLE_HEALTH_TIMEOUT).
+        try:
+            report = await answer_status(interaction)
+        except Exception:  # told to the admin alone: the channel keeps the last picture shown
+            log.exception("/poracle status failed for %s", who(interaction.user))
+            await outgoing.reply_privately(interaction, "The status check failed; the error was logged.")
+            return
+        results = report.results
         log.info(
             "Status shown to %s: %d/%d online", who(interaction.user), sum(r.online for r in results), len(results)
         )
@@ -120,6 +122,10 @@ class PoracleCommands(
         if servers is None:
             return
         names = [s.name for s in servers]
-        await asyncio.to_thread(self.bot.store.unmute, names)
-        log.info("Unmuted %s by %s", ", ".join(names), who(interaction.user))
-        await outgoing.respond(interaction, embeds=[mute_embed(names, None, interaction.user)])
+        unmuted = await asyncio.to_thread(self.bot.store.unmute, names, discord.utils.utcnow())
+        if not unmuted:
+            which = f"**{names[0]}** was not muted" if len(names) == 1 else "No server was muted"
+            await outgoing.reply_privately(interaction, f"{which}: nothing to unmute.")
+            return
+        log.info("Unmuted %s by %s", ", ".join(unmuted), who(interaction.user))
+        await outgoing.respond(interaction, embeds=[mute_embed(unmuted, None, interaction.user)])

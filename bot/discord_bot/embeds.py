@@ -6,7 +6,7 @@ outputs sharing the room left); outgoing.py's `fit` makes sure of it whatever th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import discord
@@ -18,7 +18,7 @@ from bot.core.health import HealthResult
 from bot.core.monitor import Event, Outage, Recovery, Reminder
 from bot.core.processes import ProcessReport
 from bot.core.service import RestartResult, restart_request
-from bot.core.store import HistoryEntry, Origin, RestartRecord, ServerHistory
+from bot.core.store import Acknowledgement, HistoryEntry, Origin, RestartRecord, ServerHistory
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.limits import DESCRIPTION, EMBED_TOTAL, FIELD_VALUE, FIELDS
 
@@ -34,6 +34,9 @@ MUTED = "🔇"
 RESTART = "🔁"
 PM2 = "⚙️"
 HINT = "💡"
+MAINTENANCE = "🛠️"
+CHECKING = "⏳ checking..."
+ACKNOWLEDGED = "👀"
 PROCESSES_LIMIT = 400  # of a restart result's field: the gate's list of restarted processes
 
 
@@ -75,8 +78,10 @@ def _restart_words(record: RestartRecord) -> str:
     return f"{format_dt(record.at, 'R')} by {by}: **{record.outcome}**"
 
 
-def _history_parts(history: ServerHistory | None, muted_until: datetime | None) -> list[str]:
-    """The extra lines of one server's status: uptime and median latency, last restart, mute."""
+def _history_parts(
+    history: ServerHistory | None, muted_until: datetime | None, maintenance_until: datetime | None = None
+) -> list[str]:
+    """The extra lines of one server's status: uptime and median latency, last restart, mute, maintenance."""
     parts = []
     if history is not None:
         uptimes = [
@@ -93,6 +98,8 @@ def _history_parts(history: ServerHistory | None, muted_until: datetime | None) 
             parts.append(f"last restart {_restart_words(history.last_restart)}")
     if muted_until is not None:
         parts.append(f"{MUTED} muted until {format_dt(muted_until, 'R')}")
+    if maintenance_until is not None:
+        parts.append(f"{MAINTENANCE} in maintenance until {format_dt(maintenance_until, 't')}")
     return parts
 
 
@@ -107,6 +114,8 @@ def _process_parts(result: HealthResult, report: ProcessReport | None) -> list[s
 
 def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
     online = sum(result.online for result in results)
+    if not results:
+        return BLURPLE
     if online == len(results):
         return GREEN
     return RED if online == 0 else ORANGE
@@ -115,32 +124,50 @@ def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
 def status_embeds(report: StatusReport) -> list[discord.Embed]:
     """One embed with a field per server; over 25 servers, compact lines split over several embeds.
 
-    The report's histories (uptime, latency, last restart) and mutes (until when) add a line each when known."""
+    The report's histories (uptime, latency, last restart), mutes and maintenance windows (until when) add a
+    line each when known. Servers still being checked (`report.pending`) say "checking...", and the footer
+    how old the last round's results shown for them are."""
     results, histories, mutes = report.results, report.histories, report.mutes
+    pending = set(report.pending)
+    # Servers being checked that have no result yet (before the first round): "checking..." alone.
+    unknown = [name for name in report.pending if name not in {result.server for result in results}]
     online = sum(result.online for result in results)
-    title = f"PoracleJS servers: {online}/{len(results)} online"
+    total = len(results) + len(unknown)
+    title = f"PoracleJS servers: {online}/{total} online" if results else "PoracleJS servers: checking..."
     colour = _status_colour(results)
     checked = min((result.checked_at for result in results), default=None)
 
     def parts(result: HealthResult) -> list[str]:
         now = _status_line(result, report.down_since.get(result.server))
         pm2 = _process_parts(result, report.processes.get(result.server))
-        return [now, *pm2, *_history_parts(histories.get(result.server), mutes.get(result.server))]
+        extra = _history_parts(
+            histories.get(result.server), mutes.get(result.server), report.maintenance.get(result.server)
+        )
+        return [now, *pm2, *extra, *([CHECKING] if result.server in pending else [])]
 
+    rows = [(r.server, parts(r)) for r in results] + [(name, [CHECKING]) for name in unknown]
+    if not pending:
+        footer = "Checked"
+    elif report.age is not None and len(unknown) < len(pending):
+        footer = f"as of {duration(report.age)} ago · checking..."
+    else:
+        footer = "checking..."
     embed = discord.Embed(title=title, colour=colour, timestamp=checked)
-    if len(results) <= FIELDS:
-        for result in results:
-            embed.add_field(name=result.server, value="\n".join(parts(result)), inline=False)
+    if len(rows) <= FIELDS:
+        for name, lines in rows:
+            embed.add_field(name=name, value="\n".join(lines), inline=False)
     # Fields while they fit (25 of them, 6000 characters in all), else compact lines.
-    if len(results) <= FIELDS and len(embed) + len("Checked") <= EMBED_TOTAL:
+    if len(rows) <= FIELDS and len(embed) + len(footer) <= EMBED_TOTAL:
         embeds = [embed]
     else:
-        lines = [f"**{r.server}**: {' · '.join(parts(r))}" for r in results]
+        compact = [f"**{name}**: {' · '.join(lines)}" for name, lines in rows]
         embeds = [
             discord.Embed(title=title if i == 0 else None, description=chunk, colour=colour, timestamp=checked)
-            for i, chunk in enumerate(_chunks(lines, DESCRIPTION))
+            for i, chunk in enumerate(_chunks(compact, DESCRIPTION))
         ]
-    embeds[-1].set_footer(text="Checked")
+    embeds[-1].set_footer(text=footer)
+    if pending:  # the answer to /poracle status shows only the first embed until every check is in
+        embeds[0].set_footer(text=footer)
     return embeds
 
 
@@ -239,19 +266,37 @@ def outage_embed(event: Outage | Reminder) -> discord.Embed:
     return embed
 
 
-def recovery_embed(event: Recovery) -> discord.Embed:
+def ack_words(ack: Acknowledgement) -> str:
+    """Who acknowledged, when, and why: `alice (123) 5 minutes ago: on it`."""
+    words = f"{discord.utils.escape_markdown(ack.by)} {format_dt(ack.at, 'R')}"
+    return f"{words}: {discord.utils.escape_markdown(ack.reason)}" if ack.reason else words
+
+
+def recovery_embed(event: Recovery, ack: Acknowledgement | None = None) -> discord.Embed:
     embed = discord.Embed(title=f"{ONLINE} {event.server} is online again", colour=GREEN, timestamp=event.recovered_at)
     embed.add_field(name="Down for", value=duration(event.downtime))
     embed.add_field(name="Down since", value=format_dt(event.down_since, "f"))
+    if ack is not None:
+        embed.add_field(name="Acknowledged by", value=ack_words(ack), inline=False)
     embed.set_footer(text="online")
     return embed
 
 
-def alert_embed(events: Sequence[Event]) -> discord.Embed:
-    """One alert for events of one kind raised in the same round: a whole host going down is one message."""
+def acknowledged_embed(alert: discord.Embed, ack: Acknowledgement, *, named: bool) -> discord.Embed:
+    """The alert `alert` once `ack` is recorded; `named`: the alert is about several servers."""
+    embed = alert.copy()
+    name = f"{ACKNOWLEDGED} Acknowledged" + (f": {ack.server}" if named else "")
+    embed.add_field(name=name, value=f"by {ack_words(ack)}", inline=False)
+    return embed
+
+
+def alert_embed(events: Sequence[Event], acknowledged: Mapping[str, Acknowledgement] | None = None) -> discord.Embed:
+    """One alert for events of one kind raised in the same round: a whole host going down is one message.
+    Recoveries name who had acknowledged their outage (`acknowledged`, by server)."""
+    acks = acknowledged or {}
     first = events[0]
     if len(events) == 1:
-        return recovery_embed(first) if isinstance(first, Recovery) else outage_embed(first)
+        return recovery_embed(first, acks.get(first.server)) if isinstance(first, Recovery) else outage_embed(first)
     names = ", ".join(event.server for event in events)
     if isinstance(first, Recovery):
         embed = discord.Embed(title=f"{ONLINE} Online again: {names}", colour=GREEN, timestamp=first.recovered_at)
@@ -263,6 +308,8 @@ def alert_embed(events: Sequence[Event]) -> discord.Embed:
     for event in events[:FIELDS]:
         if isinstance(event, Recovery):
             value = f"**online** · down for {duration(event.downtime)}"
+            if event.server in acks:
+                value += f" · acknowledged by {ack_words(acks[event.server])}"
         else:
             value = f"**offline** · {event.reason} · down since {format_dt(event.since, 'R')}"
         embed.add_field(name=event.server, value=value, inline=False)

@@ -2,7 +2,8 @@
 limits (limits.fit) whatever names and outputs it holds. tests/discord_bot/test_outgoing.py checks that no
 other module of the front calls discord.py's send or edit methods itself.
 
-Nothing sent here pings anyone: the client's allowed_mentions are none, and posts say so again.
+Nothing sent here pings anyone (the client's allowed_mentions are none, and posts say so again), except
+the operator's alert role (DISCORD_ALERT_ROLE_ID) on the alerts that page: `post(..., ping_role=ID)`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import discord
 from discord.utils import MISSING
 
-from bot.discord_bot.limits import CONTENT, cut, file_bytes, file_name, fit
+from bot.discord_bot.limits import CONTENT, MODAL_TITLE, cut, file_bytes, file_name, fit
 
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
 
@@ -83,20 +84,32 @@ async def follow_up(interaction: discord.Interaction, *, embeds: Sequence[discor
     await interaction.followup.send(embeds=fit(None, embeds).embeds)
 
 
+async def open_form(interaction: discord.Interaction, modal: discord.ui.Modal) -> None:
+    """Answer an interaction with a form; its title cut to Discord's 45 characters."""
+    modal.title = cut(modal.title, MODAL_TITLE)
+    await interaction.response.send_modal(modal)
+
+
 async def post(
     channel: Channel,
     *,
     content: str | None = None,
     embeds: Sequence[discord.Embed] = (),
     view: discord.ui.View | None = None,
+    ping_role: int | None = None,
 ) -> discord.Message:
-    """A new message in a channel (alerts, announcements, the live status)."""
+    """A new message in a channel (alerts, announcements, the live status). `ping_role`: the message starts
+    with that role's mention and pings it, and nothing else."""
+    mentions = discord.AllowedMentions.none()
+    if ping_role is not None:
+        content = f"<@&{ping_role}>" + (f" {content}" if content else "")
+        mentions.roles = [discord.Object(ping_role)]
     fitted = fit(content, embeds)
     return await channel.send(
         content=fitted.content,
         embeds=fitted.embeds,
         view=MISSING if view is None else view,
-        allowed_mentions=discord.AllowedMentions.none(),
+        allowed_mentions=mentions,
     )
 
 

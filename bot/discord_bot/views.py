@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
@@ -157,19 +157,55 @@ async def show_pages(interaction: discord.Interaction[PoracleBot], pages: Sequen
         log.info("Could not disable the expired pager: %s %s", exc.status, exc.text)
 
 
+async def admins_only(interaction: discord.Interaction[PoracleBot]) -> bool:
+    """A press (or a form sent): refused privately unless the member holds an admin role now."""
+    if not is_admin(interaction, interaction.client.settings.discord_admin_role_ids):
+        await outgoing.reply_privately(interaction, REFUSAL)
+        return False
+    return True
+
+
+class ServerButton:
+    """What the buttons under an alert share: admins only, checked on every press; the server they name
+    (PORACLE_SERVER_<index>) looked up afresh; a failure logged and told to the one who pressed."""
+
+    index: int
+    action = "Restart"  # how the log names the button
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        return await admins_only(interaction)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        server = next((s for s in interaction.client.settings.servers if s.index == self.index), None)
+        if server is None:
+            await outgoing.reply_privately(interaction, "That server is no longer configured.")
+            return
+        try:
+            await self.pressed(interaction, server)
+        except Exception:
+            log.exception("%s button for %s failed", self.action, server.name)
+            await outgoing.reply_privately(interaction, "Something went wrong; the error was logged.")
+
+    async def pressed(self, interaction: discord.Interaction[PoracleBot], server: ServerConfig) -> None:
+        raise NotImplementedError
+
+
 class RestartButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"poracle:restart:(?P<index>\d+)"
+    ServerButton,
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"poracle:restart:(?P<index>\d+)",
 ):
     """The Restart button under an outage alert. Dynamic, so it keeps working after the bot restarts."""
 
-    def __init__(self, index: int, label: str | None = None) -> None:
+    def __init__(self, index: int, label: str | None = None, row: int | None = None) -> None:
         # The label only matters when the alert is sent; a click is resolved from the custom id alone.
         super().__init__(
             discord.ui.Button(
                 label=cut(f"Restart {label}", BUTTON_LABEL) if label else "Restart",
                 style=discord.ButtonStyle.danger,
                 custom_id=f"poracle:restart:{index}",
-            )
+            ),
+            row=row,
         )
         self.index = index
 
@@ -179,19 +215,5 @@ class RestartButton(
     ) -> RestartButton:
         return cls(int(match["index"]))
 
-    async def interaction_check(self, interaction: discord.Interaction[PoracleBot]) -> bool:  # type: ignore[override]
-        if not is_admin(interaction, interaction.client.settings.discord_admin_role_ids):
-            await outgoing.reply_privately(interaction, REFUSAL)
-            return False
-        return True
-
-    async def callback(self, interaction: discord.Interaction[PoracleBot]) -> None:  # type: ignore[override]
-        server = next((s for s in interaction.client.settings.servers if s.index == self.index), None)
-        if server is None:
-            await outgoing.reply_privately(interaction, "That server is no longer configured.")
-            return
-        try:
-            await confirm_restart(interaction, [server])
-        except Exception:
-            log.exception("Restart button for %s failed", server.name)
-            await outgoing.reply_privately(interaction, "Something went wrong; the error was logged.")
+    async def pressed(self, interaction: discord.Interaction[PoracleBot], server: ServerConfig) -> None:
+        await confirm_restart(interaction, [server])

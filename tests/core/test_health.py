@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.config import ServerConfig, load_settings
 from bot.core.health import HealthChecker
-from tests.support.local_http import http_server, hung_server, refused_port, status
+from tests.support.local_http import delayed, http_server, hung_server, refused_port, status
 
 
 def servers(*apis: str) -> tuple[ServerConfig, ...]:
@@ -141,3 +141,31 @@ async def test_a_server_that_goes_away_is_seen_as_offline_by_the_same_checker() 
         result = await checker.check(server)
     assert not result.online
     assert result.reason == "connection refused"
+
+
+async def test_check_each_starts_every_check_at_once_and_yields_the_fastest_first() -> None:
+    async with (
+        http_server({"/health": delayed(0.3)}) as slow,
+        http_server() as fast,
+        hung_server() as hung,
+        HealthChecker(timeout=1) as checker,
+    ):
+        configured = servers(slow.url, hung.url, fast.url)
+        stream = checker.check_each(configured)
+        deadline = time.monotonic() + 5
+        while not (fast.requests and slow.requests and hung.accepted):  # no result asked for yet: checks run
+            assert time.monotonic() < deadline, "the checks did not start before their results were asked for"
+            await asyncio.sleep(0.01)
+        order = [(result.server, result.online) async for result in stream]
+    assert order == [("Server 3", True), ("Server 1", True), ("Server 2", False)]
+
+
+async def test_closing_check_each_early_cancels_the_checks_still_running() -> None:
+    async with http_server() as fast, hung_server() as hung, HealthChecker(timeout=30) as checker:
+        stream = checker.check_each(servers(fast.url, hung.url))
+        first = await anext(stream)
+        (still_running,) = [t for t in asyncio.all_tasks() if "HealthChecker.check" in repr(t.get_coro())]
+        await stream.aclose()
+        await asyncio.wait([still_running], timeout=5)
+    assert first.server == "Server 1"
+    assert still_running.cancelled()  # not left waiting out its 30 s

@@ -21,7 +21,7 @@ from bot.core.health import HealthResult
 from bot.core.monitor import Event, Outage, Recovery, Reminder, ServerWatch, State
 from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
-from bot.core.store import FILE_NAME, Origin, OutageRecord, RestartRecord, Store, StoreError
+from bot.core.store import FILE_NAME, Acknowledgement, Origin, OutageRecord, RestartRecord, Store, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -348,7 +348,7 @@ def test_mutes_expire_and_unmute_ends_them_early(tmp_path: Path) -> None:
     store = Store.open(data)  # mutes outlive the bot
     assert set(store.mutes(NOW + timedelta(minutes=10))) == {"A", "B"}  # C ended exactly then
     assert set(store.mutes(NOW)) == {"A", "B"}  # and is gone for good, not back when the clock is earlier
-    store.unmute(["A", "Unknown"])
+    assert store.unmute(["A", "Unknown"], NOW) == ["A"]
     assert set(store.mutes(NOW)) == {"B"}
     store.mute(["B"], NOW + timedelta(minutes=1), "carol")  # a new mute replaces the old one
     assert store.mutes(NOW) == {"B": NOW + timedelta(minutes=1)}
@@ -518,15 +518,23 @@ def migration(number: int) -> str:
     return script.read_text()
 
 
+def older_database(data: Path, version: int) -> sqlite3.Connection:
+    """A database in `data` as a poracle-bot of schema `version` left it, with server A (id 1); the caller
+    adds its rows and closes it."""
+    data.mkdir()
+    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
+    scripts = "".join(migration(number) for number in range(1, version + 1))
+    connection.executescript(f"{scripts}\nPRAGMA user_version = {version};")
+    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    return connection
+
+
 def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> None:
     """Schema 1 kept each hour's latency histogram as JSON text; the figures survive the migration."""
     data = tmp_path / "data"
-    data.mkdir()
     hour = int((NOW - timedelta(hours=2)).timestamp() // 3600)
     old_hour = int((NOW - timedelta(days=3)).timestamp() // 3600)
-    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
-    connection.executescript(migration(1) + "\nPRAGMA user_version = 1;")
-    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    connection = older_database(data, 1)
     # 100 ms is bucket 27 (4 * log2(100) = 26.6), 200 ms bucket 31: 3 answers of 100 ms, 1 of 200 ms, 1 timeout.
     connection.execute("INSERT INTO hourly VALUES (1, ?, 5, 4, ?)", (hour, '{"27":3,"31":1}'))
     connection.execute("INSERT INTO hourly VALUES (1, ?, 5, 0, '{}')", (old_hour,))
@@ -548,10 +556,7 @@ def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> No
 
 def test_restarts_audited_before_schema_3_came_from_discord(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    data.mkdir()
-    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
-    connection.executescript(migration(1) + migration(2) + "\nPRAGMA user_version = 2;")
-    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    connection = older_database(data, 2)
     connection.execute(
         "INSERT INTO restarts(server_id, at, requested_by, outcome, reason) VALUES (1, ?, 'alice (1)', 'restarted', "
         "'exit code 0')",
@@ -565,3 +570,50 @@ def test_restarts_audited_before_schema_3_came_from_discord(tmp_path: Path) -> N
     store.close()
     assert isinstance(record, RestartRecord) and (record.origin, record.requested_by) == (Origin.DISCORD, "alice (1)")
     assert isinstance(newest, RestartRecord) and (newest.origin, newest.requested_by) == (Origin.CLI, "root")
+
+
+def test_the_first_acknowledgement_of_an_outage_is_kept_through_a_reopen(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    since = NOW - timedelta(minutes=5)
+    store = Store.open(data)
+    alice = Acknowledgement("A", since, "alice (1)", NOW, "on it")
+    assert store.acknowledge(alice) == alice
+    assert store.acknowledge(Acknowledgement("A", since, "bob (2)", NOW + timedelta(minutes=1))) == alice
+    assert store.acknowledgement("A", since - timedelta(hours=1)) is None  # another outage of A
+    assert store.acknowledgement("B", since) is None
+    store.close()
+    store = Store.open(data)
+    assert store.acknowledgement("A", since) == alice
+    store.close()
+
+
+def test_pending_events_carry_the_acknowledgement_of_their_outage(store: Store) -> None:
+    since = NOW - timedelta(minutes=5)
+    outage, reminder = Outage("A", "refused", since), Reminder("A", "refused", since, NOW)
+    recovery, other = Recovery("A", since, NOW + timedelta(minutes=1)), Outage("B", "refused", since)
+    store.record_round([], {}, [outage, other])
+    store.mark_events([s.id for s in store.pending_events()], "delivered")
+    ack = store.acknowledge(Acknowledgement("A", since, "alice (1)", NOW))
+    store.record_round([], {}, [reminder, recovery, Outage("B", "refused", NOW)])
+    assert [(s.event, s.ack) for s in store.pending_events()] == [
+        (reminder, ack),
+        (recovery, ack),
+        (Outage("B", "refused", NOW), None),
+    ]
+
+
+def test_a_version_3_database_gains_acknowledgements_and_keeps_its_outbox(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    connection = older_database(data, 3)
+    since = (NOW - timedelta(minutes=5)).timestamp()
+    connection.execute(
+        "INSERT INTO events(round, kind, server_id, reason, since, at) VALUES (1, 'outage', 1, 'x', ?, ?)",
+        (since, since),
+    )
+    connection.close()
+    store = Store.open(data)
+    (pending,) = store.pending_events()
+    store.acknowledge(Acknowledgement("A", pending.event.since, "alice (1)", NOW))
+    store.close()
+    assert pending.ack is None and isinstance(pending.event, Outage)
+    assert rows(data, "SELECT by FROM acks") == [("alice (1)",)]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,10 +17,10 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.core import heartbeat
 from bot.core.health import HealthResult
-from bot.core.monitor import Outage, Recovery, Reminder
+from bot.core.monitor import Outage, Recovery, Reminder, outage_id
 from bot.core.store import FILE_NAME, Store
-from bot.core.watchdog import Alert, StatusReport, Watchdog
-from tests.support.clock import FakeClock
+from bot.core.watchdog import AckResult, Alert, StatusReport, Watchdog
+from tests.support.clock import START, FakeClock
 from tests.support.fixtures import deliveries
 
 INTERVAL = 60
@@ -224,7 +224,7 @@ async def test_unmute_of_a_server_still_down_hands_over_its_outage_then_its_reco
     world.store.mute(["Main"], world.clock.now() + timedelta(minutes=30), "alice (1)")
     world.fleet.up["Main"] = False
     await world.rounds(3)
-    world.store.unmute(["Main"])
+    world.store.unmute(["Main"], world.clock.now())
     await world.rounds(1)
     world.fleet.up["Main"] = True
     await world.rounds(1)
@@ -248,10 +248,21 @@ async def test_a_server_back_before_its_mute_ends_is_never_announced(world: Worl
     await world.rounds(3)
     world.fleet.up["Main"] = True
     await world.rounds(3)
-    world.store.unmute(["Main"])
+    world.store.unmute(["Main"], world.clock.now())
     await world.rounds(3)
     assert world.sink.posted == []
     assert world.deliveries() == [("outage", "Main", "muted"), ("recovery", "Main", "muted")]
+
+
+async def test_the_recovery_of_an_announced_outage_is_announced_even_when_muted_since(world: World) -> None:
+    world.fleet.up["Main"] = False
+    await world.rounds(3)  # announced
+    world.store.mute(["Main"], world.clock.now() + timedelta(minutes=30), "alice (1)")  # to stop reminders, say
+    await world.rounds(2)
+    world.fleet.up["Main"] = True
+    await world.rounds(2)
+    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+    assert world.deliveries() == [("outage", "Main", "delivered"), ("recovery", "Main", "delivered")]
 
 
 async def test_a_mute_outlasts_a_bot_restart(world: World) -> None:
@@ -364,3 +375,194 @@ async def run_until(world: World, done: Callable[[], bool]) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert done(), "the loop did not get there"
+
+
+# -- maintenance windows: held like a mute, announced at the end if still down
+
+SUNDAY_NOON = START  # the fake clock's start, 2026-03-01 12:00 UTC, is a Sunday
+
+
+def windowed(tmp_path: Path, start: datetime, *names: str, **env: str) -> World:
+    clock = FakeClock(start)
+    return World(tmp_path / "data", clock, Fleet(clock, *names), Sink(), **env)
+
+
+async def test_an_outage_in_a_window_is_held_and_announced_when_the_window_ends_still_down(tmp_path: Path) -> None:
+    world = windowed(tmp_path, SUNDAY_NOON, "Main", PORACLE_MAINTENANCE="sun 11:30-12:10")
+    world.fleet.up["Main"] = False
+    await world.rounds(9)  # 12:00 to 12:08
+    report = await world.watchdog.status(await world.fleet.check())
+    assert report.maintenance == {"Main": SUNDAY_NOON + timedelta(minutes=10)}
+    await world.rounds(1)
+    assert world.fleet.checks == 11 and world.sink.posted == []
+    assert world.deliveries() == [("outage", "Main", "muted")]
+    await world.rounds(1)  # 12:10: the window is over
+    assert world.sink.kinds() == [("Outage", "Main")]
+    assert world.sink.posted[0].pages
+    assert world.deliveries() == [("outage", "Main", "delivered")]
+    world.store.close()
+
+
+async def test_a_server_back_before_its_window_ends_is_never_announced(tmp_path: Path) -> None:
+    world = windowed(tmp_path, SUNDAY_NOON, "Main", PORACLE_MAINTENANCE="sun 11:30-12:10")
+    world.fleet.up["Main"] = False
+    await world.rounds(5)
+    world.fleet.up["Main"] = True
+    await world.rounds(10)
+    assert world.sink.posted == []
+    assert world.deliveries() == [("outage", "Main", "muted"), ("recovery", "Main", "muted")]
+    world.store.close()
+
+
+async def test_outside_its_window_and_for_a_server_that_opts_out_alerts_go_out(tmp_path: Path) -> None:
+    world = windowed(
+        tmp_path,
+        SUNDAY_NOON,
+        "Main",
+        "Backup",
+        "Spare",
+        PORACLE_MAINTENANCE="sun 11:30-12:30",
+        PORACLE_SERVER_2_MAINTENANCE="none",
+        PORACLE_SERVER_3_MAINTENANCE="sun 13:00-14:00",
+    )
+    world.fleet.up.update(Main=False, Backup=False, Spare=False)
+    await world.rounds(3)
+    assert world.sink.kinds() == [("Outage", "Backup", "Spare")]
+    world.store.close()
+
+
+async def test_a_window_crossing_midnight_holds_until_its_end_the_next_day(tmp_path: Path) -> None:
+    saturday = datetime(2026, 2, 28, 23, 50, tzinfo=UTC)
+    world = windowed(tmp_path, saturday, "Main", PORACLE_MAINTENANCE="sat 23:30-00:20")
+    world.fleet.up["Main"] = False
+    await world.rounds(30)  # 23:50 to 00:19 on Sunday
+    assert world.sink.posted == []
+    await world.rounds(1)
+    assert world.sink.kinds() == [("Outage", "Main")]
+    world.store.close()
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # clocks forward: 02:00-03:00 is skipped, the window is 03:00-04:00
+        datetime(2026, 10, 25, 0, 0, tzinfo=UTC),  # clocks back: from the first 02:00 to the second
+    ],
+    ids=["spring forward", "fall back"],
+)
+async def test_on_the_days_the_clocks_change_a_window_holds_alerts_for_its_hour(
+    tmp_path: Path, start: datetime
+) -> None:
+    world = windowed(tmp_path, start, "Main", PORACLE_MAINTENANCE="sun 02:00-03:00", PORACLE_TIMEZONE="Europe/Berlin")
+    world.fleet.up["Main"] = False
+    await world.rounds(60)
+    assert world.sink.posted == []
+    await world.rounds(1)  # one hour of real time later
+    assert world.sink.kinds() == [("Outage", "Main")]
+    world.store.close()
+
+
+# -- acknowledgements
+
+
+async def acknowledge(world: World, by: str, reason: str = "") -> AckResult:
+    since = world.watchdog.monitor.down_since("Main")
+    assert since is not None
+    return await world.watchdog.acknowledge("Main", outage_id(since), by, reason)
+
+
+async def test_an_acknowledged_outage_gets_no_reminders_and_its_recovery_names_who(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    world = World(tmp_path, clock, Fleet(clock, "Main"), Sink(), PORACLE_REMIND_EVERY="5")
+    world.fleet.up["Main"] = False
+    await world.rounds(2)
+    result = await acknowledge(world, "alice (1)", "on it")
+    assert result.recorded and result.ack is not None
+    assert (result.ack.by, result.ack.reason, result.ack.since) == ("alice (1)", "on it", clock.start)
+    await world.rounds(12)
+    world.fleet.up["Main"] = True
+    await world.rounds(1)
+    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+    assert world.sink.posted[1].acknowledged == {"Main": result.ack}
+    assert not world.sink.posted[1].pages
+    assert [d for d in world.deliveries() if d[0] == "reminder"] == [("reminder", "Main", "acked")] * 2
+    world.store.close()
+
+
+async def test_the_first_acknowledgement_is_kept_and_the_recovery_clears_it(tmp_path: Path, clock: FakeClock) -> None:
+    world = World(tmp_path, clock, Fleet(clock, "Main"), Sink(), PORACLE_REMIND_EVERY="5")
+    world.fleet.up["Main"] = False
+    await world.rounds(2)
+    first = await acknowledge(world, "alice (1)")
+    since = world.watchdog.monitor.down_since("Main")
+    assert since is not None
+    second = await world.watchdog.acknowledge("Main", outage_id(since), "bob (2)", "me too")
+    assert not second.recorded and second.ack == first.ack  # says who was first
+    assert (await world.watchdog.ack_state("Main", outage_id(since))).ack == first.ack
+    world.fleet.up["Main"] = True
+    await world.rounds(1)
+    over = await world.watchdog.acknowledge("Main", outage_id(since), "bob (2)")
+    assert over.over and over.ack is None
+    assert (await world.watchdog.ack_state("Main", outage_id(since))).over
+    world.fleet.up["Main"] = False  # a new outage starts unacknowledged, and its reminders go out
+    await world.rounds(2 + 6)
+    again = world.watchdog.monitor.down_since("Main")
+    assert again is not None and again != since
+    assert (await world.watchdog.ack_state("Main", outage_id(again))) == AckResult()
+    assert world.sink.kinds()[-2:] == [("Outage", "Main"), ("Reminder", "Main")]
+    world.store.close()
+
+
+async def test_an_acknowledgement_outlasts_a_bot_restart(world: World) -> None:
+    world.fleet.up["Main"] = False
+    await world.rounds(2)
+    result = await acknowledge(world, "alice (1)", "on it")
+    world.restart(Sink())
+    since = world.watchdog.monitor.down_since("Main")
+    assert since is not None
+    assert (await world.watchdog.ack_state("Main", outage_id(since))).ack == result.ack
+    world.fleet.up["Main"] = True
+    await world.rounds(1)
+    assert world.sink.kinds() == [("Recovery", "Main")]
+    assert world.sink.posted[0].acknowledged == {"Main": result.ack}
+
+
+async def test_only_outages_page(world: World) -> None:
+    world.settings = settings_for(world.settings.data_dir, "Main", PORACLE_REMIND_EVERY="1")
+    world.watchdog = Watchdog(world.settings, world.store, world.fleet.check, world.sink, world.clock)
+    world.fleet.up["Main"] = False
+    await world.rounds(3)
+    world.fleet.up["Main"] = True
+    await world.rounds(1)
+    assert world.sink.kinds() == [("Outage", "Main"), ("Reminder", "Main"), ("Recovery", "Main")]
+    assert [alert.pages for alert in world.sink.posted] == [True, False, False]
+
+
+# -- the status at once, then fresh
+
+
+async def results_of(fleet: Fleet, *names: str) -> AsyncIterator[HealthResult]:
+    """Fresh results in the order given, as a streaming check yields them (fastest first)."""
+    fresh = {result.server: result for result in await fleet.check()}
+    for name in names:
+        yield fresh[name]
+
+
+async def test_status_updates_show_the_last_round_at_once_then_each_fresh_result(world: World) -> None:
+    before = [report async for report in world.watchdog.status_updates(results_of(world.fleet, "Backup", "Main"))]
+    assert [(r.pending, r.age) for r in before] == [(("Main", "Backup"), None), (("Main",), None), ((), None)]
+    assert [[x.server for x in r.results] for r in before] == [[], ["Backup"], ["Main", "Backup"]]
+
+    world.fleet.up["Main"] = False
+    await world.rounds(1)  # the last round: Main down; a minute later Main is back
+    world.fleet.up["Main"] = True
+    first, fresher, final = [r async for r in world.watchdog.status_updates(results_of(world.fleet, "Backup", "Main"))]
+    assert first.pending == ("Main", "Backup") and first.age == timedelta(seconds=INTERVAL)
+    assert [(x.server, x.online) for x in first.results] == [("Main", False), ("Backup", True)]
+    assert fresher.pending == ("Main",)
+    assert [(x.server, x.online, x.checked_at) for x in final.results] == [
+        ("Main", True, world.clock.now()),
+        ("Backup", True, world.clock.now()),
+    ]
+    assert final.pending == ()

@@ -25,10 +25,10 @@ from tests.support.pm2_lists import Pm2Lists, process
 class Bot:
     """A watchdog over `data_dir` reading `lists` each round; `restart()` is the bot stopping and starting."""
 
-    def __init__(self, data_dir: Path, clock: FakeClock, *servers: str, busy_timeout: float = 10.0) -> None:
+    def __init__(self, data_dir: Path, clock: FakeClock, *servers: str, busy_timeout: float = 10.0, **env: str) -> None:
         self.clock = clock
         self.fleet, self.sink, self.lists = Fleet(clock, *servers), Sink(), Pm2Lists(clock)
-        self.settings = settings_for(data_dir, *servers)
+        self.settings = settings_for(data_dir, *servers, **env)
         self.busy_timeout = busy_timeout
         self.store = Store.open(data_dir, busy_timeout=busy_timeout)
         self.watchdog = self._watchdog()
@@ -112,10 +112,20 @@ async def test_a_crash_loop_over_before_its_mute_ends_is_never_announced(bot: Bo
     await bot.rounds(2)
     bot.lists.bump("Main", "helper", status="online")
     await bot.rounds(12)
-    bot.store.unmute(["Main"])
+    bot.store.unmute(["Main"], bot.clock.now())
     await bot.rounds(2)
     assert bot.sink.posted == []
     assert deliveries(bot.settings.data_dir) == [("crash-loop", "Main", "muted"), ("process-recovery", "Main", "muted")]
+
+
+async def test_a_crash_loop_in_a_maintenance_window_is_held_like_an_outage(tmp_path: Path) -> None:
+    bot = Bot(tmp_path / "data", FakeClock(), "Main", PORACLE_MAINTENANCE="sun 11:30-12:05")  # it is 12:00 on a Sunday
+    bot.lists.set("Main", [process("poracle", status="errored")])
+    await bot.rounds(5)
+    assert bot.sink.posted == []
+    await bot.rounds(1)  # the window is over, poracle still errored
+    assert bot.alerts() == [("CrashLoop", "poracle on Main")]
+    bot.store.close()
 
 
 async def test_a_list_that_cannot_be_read_is_a_reason_in_the_status_not_an_alert(

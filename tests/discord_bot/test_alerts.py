@@ -22,11 +22,12 @@ from bot.discord_bot.client import PoracleBot
 from tests.support.discord_double import DiscordDouble, Message
 from tests.support.local_http import HttpServer, SwitchableServer
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, monitor_rounds, rounds, running_bot, server_env, ssh_env
+from tests.support.world import ask_status, discord_env, monitor_rounds, rounds, running_bot, server_env, ssh_env
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 
 DANGER = 4
+SECONDARY = 2
 
 
 @pytest.fixture
@@ -96,9 +97,12 @@ async def test_an_outage_and_its_recovery_are_announced_once_each(
     assert outage.fields["Reason"] == "connection refused"
     (since, _) = timestamps(outage.fields["Down since"])
     assert went_down - 1 <= since <= went_down + 1  # the first failed check, not the second
-    (button,) = outage.buttons
-    assert button["label"] == "Restart" and button["style"] == DANGER
-    assert button["custom_id"] == "poracle:restart:1"
+    restart, acknowledge = outage.buttons
+    assert restart["label"] == "Restart" and restart["style"] == DANGER
+    assert restart["custom_id"] == "poracle:restart:1"
+    assert acknowledge["label"] == "Acknowledge" and acknowledge["style"] == SECONDARY
+    assert acknowledge["custom_id"].startswith("poracle:ack:1:")  # and the outage, by its start in ms:
+    assert int(acknowledge["custom_id"].rsplit(":", 1)[1]) // 1000 == since
 
     assert recovery.title == "🟢 Main is online again"
     assert recovery.embeds[0]["footer"]["text"] == "online"
@@ -168,8 +172,7 @@ async def test_after_a_dropped_gateway_commands_and_alerts_keep_working(
         assert discord_double.gateway.resumes == 1
         assert discord_double.gateway.identifies == 1  # resumed, not a new session
 
-        record = await discord_double.slash(discord_double.admins[0], "poracle", "status")
-        status = await record.wait_original(lambda m: not m.loading)
+        status = await ask_status(discord_double)
         await main_api.down()
         await rounds(bot, 4)
     assert status.title == "PoracleJS servers: 2/2 online"
@@ -216,8 +219,7 @@ async def test_an_alert_channel_refusing_posts_is_logged_and_the_alert_delivered
             await discord_double.remove_channel(channel)
         await main_api.down()
         await rounds(bot, 4)
-        record = await discord_double.slash(discord_double.admins[0], "poracle", "status", channel_id=elsewhere.id)
-        status = await record.wait_original(lambda m: not m.loading)
+        status = await ask_status(discord_double, elsewhere.id)
         assert alerts(discord_double) == []
         if trouble == "forbidden":  # allowed again: the alert kept in the outbox goes out, once
             discord_double.forbid_channel(channel, False)
@@ -266,8 +268,9 @@ async def test_servers_down_in_the_same_round_share_one_alert_with_a_restart_but
     assert outage.title == "🔴 Offline: Alpha, Beta"
     assert list(outage.fields) == ["Alpha", "Beta"]
     assert all("connection refused" in value for value in outage.fields.values())
-    assert [b["label"] for b in outage.buttons] == ["Restart Alpha", "Restart Beta"]
-    assert [b["custom_id"] for b in outage.buttons] == ["poracle:restart:1", "poracle:restart:2"]
+    labels = [[b["label"] for b in row["components"]] for row in outage.components]
+    assert labels == [["Restart Alpha", "Acknowledge Alpha"], ["Restart Beta", "Acknowledge Beta"]]
+    assert [b["custom_id"] for b in outage.buttons][::2] == ["poracle:restart:1", "poracle:restart:2"]
     assert recovery.title == "🟢 Online again: Alpha, Beta"
     assert list(recovery.fields) == ["Alpha", "Beta"]
     assert all("down for" in value for value in recovery.fields.values())

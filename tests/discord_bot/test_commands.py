@@ -16,7 +16,7 @@ from tests.support.discord_double import DiscordDouble, InteractionRecord, Messa
 from tests.support.fixtures import lines
 from tests.support.local_http import HttpServer, http_server, hung_server, refused_port, status
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, running_bot, server_env, ssh_env
+from tests.support.world import discord_env, final_status, running_bot, server_env, ssh_env
 
 DANGER = 4
 
@@ -80,7 +80,7 @@ async def test_status_answers_in_time_and_shows_every_kind_of_server(
             started = time.monotonic()
             record = await discord_double.slash(discord_double.admins[0], "poracle", "status", timeout=3)
             first_answer = time.monotonic() - started
-            final = await record.wait_original(lambda m: not m.loading, timeout=5)
+            final = await final_status(record)
     assert first_answer < 3
     assert not final.ephemeral
     (embed,) = final.embeds

@@ -23,7 +23,7 @@ from tests.support.cli import cli, write_env
 from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, running_bot, server_env, ssh_env
+from tests.support.world import ask_status, discord_env, running_bot, server_env, ssh_env
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -131,8 +131,7 @@ def env_for(discord: DiscordDouble, data_dir: Path, api: HttpServer) -> dict[str
 
 
 async def status_of(discord: DiscordDouble, server: str) -> str:
-    record = await discord.slash(discord.admins[0], "poracle", "status")
-    final = await record.wait_original(lambda m: not m.loading, timeout=5)
+    final = await ask_status(discord)
     return str({f["name"]: f["value"] for f in final.embeds[0]["fields"]}[server])
 
 

@@ -16,7 +16,7 @@ import pytest
 from tests.support.discord_double import DiscordDouble, Message
 from tests.support.fixtures import deliveries
 from tests.support.local_http import HttpServer, http_server, refused_port
-from tests.support.world import discord_env, rounds, running_bot, server_env
+from tests.support.world import ask_status, discord_env, posts, rounds, running_bot, server_env
 
 
 @pytest.fixture
@@ -36,19 +36,13 @@ def env(discord_double: DiscordDouble, data_dir: Path, main_port: int, api: Http
     return env | server_env(1, "Main", f"http://127.0.0.1:{main_port}") | server_env(2, "Other", api.url)
 
 
-def posts(discord: DiscordDouble) -> list[Message]:
-    """What the bot posted in the alert channel on its own, not in answer to a command."""
-    return [m for m in discord.channel_messages() if m.interaction_metadata is None]
-
-
 async def mute(discord: DiscordDouble, server: str, minutes: int) -> Message:
     record = await discord.slash(discord.admins[0], "poracle", "mute", server=server, minutes=minutes)
     return await record.wait_original()
 
 
 async def status_text(discord: DiscordDouble) -> str:
-    record = await discord.slash(discord.admins[0], "poracle", "status")
-    return (await record.wait_original(lambda m: not m.loading, timeout=5)).text
+    return (await ask_status(discord)).text
 
 
 async def test_a_muted_outage_is_recorded_but_not_posted_while_checks_go_on(
@@ -114,3 +108,26 @@ async def test_mute_refuses_unknown_servers_and_non_admins(
     assert deliveries(data_dir) == [("outage", "Main", "delivered")]  # nothing was muted
     assert len(posts(discord_double)) == 1
     assert everything.embeds[0]["title"] == "🔇 Muted: Main, Other"
+
+
+async def unmute(discord: DiscordDouble, server: str) -> Message:
+    record = await discord.slash(discord.admins[0], "poracle", "unmute", server=server)
+    return await record.wait_original()
+
+
+async def test_unmute_of_a_server_that_was_not_muted_says_so_and_changes_nothing(
+    discord_double: DiscordDouble, env: dict[str, str], data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        one, every = await unmute(discord_double, "Main"), await unmute(discord_double, "all")
+        await mute(discord_double, "Other", 30)
+        some = await unmute(discord_double, "all")
+        await rounds(bot, 2)
+    assert one.ephemeral and one.content == "**Main** was not muted: nothing to unmute."
+    assert every.ephemeral and every.content == "No server was muted: nothing to unmute."
+    assert not some.ephemeral and some.embeds[0]["title"] == "🔔 Alerts on again: Other"  # the one that was
+    assert [r.getMessage().split(" by ")[0] for r in caplog.records if r.getMessage().startswith("Unmuted")] == [
+        "Unmuted Other"
+    ]
+    assert deliveries(data_dir) == [("outage", "Main", "delivered")]  # Main's alerts were never held

@@ -13,7 +13,7 @@ from bot.discord_bot.client import PoracleBot
 from tests.support.discord_double import DiscordDouble, Message
 from tests.support.local_http import HttpServer, refused_port
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, rounds, running_bot, server_env, ssh_env
+from tests.support.world import ask_status, discord_env, rounds, running_bot, server_env, ssh_env
 
 FRONT = Path(bot.discord_bot.__file__).parent
 # discord.py's ways of sending or editing a message, from an interaction, a webhook, a channel or a message.
@@ -54,7 +54,7 @@ async def test_the_longest_names_and_outputs_fit_every_message(
     alice = discord_double.admins[0]
     async with running_bot(discord_double, env, monitor=False) as bot:
         await rounds(bot, 1)  # 28 servers down in one round: one alert
-        await ask(discord_double, "status")
+        await ask_status(discord_double, timeout=10)
         await ask(discord_double, "restart", server="nope")
         prompt = await ask(discord_double, "restart", server="all")
         record = await discord_double.click(alice, prompt, "Confirm")

@@ -25,6 +25,7 @@ from tests.support.world import discord_env, rounds, running_bot
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 REFUSAL = "Only Poracle admins can do that."
+ON_CALL = 1191168914227200099  # DISCORD_ALERT_ROLE_ID: crash loops page it, as outages do
 GATE_NEEDED = "Main: this needs PORACLE_SERVER_1_ACCESS=gate (`poracle-bot gate` shows how)"
 
 
@@ -128,7 +129,7 @@ async def test_a_crash_loop_is_announced_while_http_answers_then_its_recovery(
     discord_double: DiscordDouble, gate_host: GateHost, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(datetime.now(UTC))  # rounds minutes apart, in seconds
-    env = env_for(discord_double, gate_host, tmp_path)
+    env = env_for(discord_double, gate_host, tmp_path, DISCORD_ALERT_ROLE_ID=str(ON_CALL))
     async with running_bot(discord_double, env, monitor=False, clock=clock) as bot:
         await rounds(bot, 1)
         first = await discord_double.wait_for_message(lambda m: "broken" in m.title, timeout=5)
@@ -155,6 +156,7 @@ async def test_a_crash_loop_is_announced_while_http_answers_then_its_recovery(
         assert stable.title == "🟢 pm2 process looper on Main is stable again"
     posted = [m.title for m in discord_double.channel_messages() if m.interaction_metadata is None]
     assert posted == [first.title, looping.title, stable.title]  # no outage: HTTP answered
+    assert [m.pinged_role_ids for m in (first, looping, stable)] == [{ON_CALL}, {ON_CALL}, set()]  # as outages
     assert_nothing_secret(discord_double, gate_host, caplog)
 
 

@@ -160,6 +160,16 @@ def test_doctor_check_and_restart_work_as_the_images_user(
     assert known_hosts.read_text().startswith(sshd.known_hosts_line())
 
 
+def test_the_images_own_time_zone_database_serves_maintenance_windows(deployment: Deployment) -> None:
+    """PORACLE_TIMEZONE needs the IANA database: the base image's (Debian's tzdata, Priority: required, so in
+    bookworm-slim and in the stand-in alike), not a tzdata package of the bot's own."""
+    with deployment.env_file.open("a") as env:
+        env.write("PORACLE_TIMEZONE=Europe/Berlin\nPORACLE_MAINTENANCE=sun 02:00-03:00\n")
+    code, out = deployment.run("config")
+    assert code == 0, out
+    assert "Europe/Berlin" in out and "sun 02:00-03:00" in out, out
+
+
 def test_gate_prints_the_program_and_the_key_lines_from_the_image(deployment: Deployment) -> None:
     """`docker compose run --rm -T poracle-bot gate --program`: the gate is in the image, byte for byte; the key
     lines come from the mounted root-only keys, as the entrypoint copies them for the bot's user."""

@@ -76,6 +76,16 @@ class SwitchableServer:
         await stack.aclose()
 
 
+def delayed(seconds: float) -> Handler:
+    """Answer 200 after `seconds`: a server that is slow, not hung."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(seconds)
+        return web.Response(text="ok")
+
+    return handler
+
+
 def status(code: int, **headers: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(status=code, headers=headers, text=f"status {code}")

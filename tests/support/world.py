@@ -13,7 +13,8 @@ from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.service import PoracleService
 from bot.core.store import Store
 from bot.discord_bot.client import PoracleBot
-from tests.support.discord_double import DiscordDouble
+from tests.support.clock import FakeClock
+from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
 
@@ -68,8 +69,8 @@ async def running_bot(
     clock: Clock = SYSTEM_CLOCK,
 ) -> AsyncIterator[PoracleBot]:
     """The production bot, its monitor running (unless `monitor` is False: the test then drives the rounds
-    with `bot.watchdog.run_round()`), connected to the double for the duration of the block. Its service and
-    monitor tell time by `clock` (a FakeClock lets a test's rounds be minutes apart)."""
+    with `bot.watchdog.run_round()`), connected to the double for the duration of the block. `clock`: the
+    time of the checks, the monitor and the store (a FakeClock lets a test move through minutes at once)."""
     settings = load_settings(env)
     store = Store.open(settings.data_dir)
     try:
@@ -100,3 +101,31 @@ async def monitor_rounds(counter: HttpServer, count: int, timeout: float = 5.0) 
     while len(counter.requests) < target:
         assert time.monotonic() < deadline, f"only {len(counter.requests)} of {target} rounds in {timeout} s"
         await asyncio.sleep(0.02)
+
+
+def status_checked(message: Message) -> bool:
+    """The answer to /poracle status once every server was checked afresh (no longer "checking...")."""
+    footers = [str(embed.get("footer", {}).get("text", "")) for embed in message.embeds]
+    return bool(footers) and not any(footer.endswith("checking...") for footer in footers)
+
+
+async def ask_status(discord: DiscordDouble, channel_id: int | None = None, timeout: float = 5.0) -> Message:
+    """alice's /poracle status, in its final version."""
+    record = await discord.slash(discord.admins[0], "poracle", "status", channel_id=channel_id)
+    return await final_status(record, timeout)
+
+
+async def final_status(record: InteractionRecord, timeout: float = 5.0) -> Message:
+    return await record.wait_original(status_checked, timeout=timeout)
+
+
+def posts(discord: DiscordDouble) -> list[Message]:
+    """What the bot posted in the alert channel on its own, not in answer to a command."""
+    return [m for m in discord.channel_messages() if m.interaction_metadata is None]
+
+
+async def minutes(bot: PoracleBot, clock: FakeClock, count: int) -> None:
+    """`count` monitor rounds a minute apart on `clock`, the FakeClock the bot was started with."""
+    for _ in range(count):
+        await bot.watchdog.run_round()
+        clock.advance(60)

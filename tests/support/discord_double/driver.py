@@ -366,6 +366,51 @@ class DiscordDouble:
             await rec.wait_response(timeout)
         return rec
 
+    async def submit_modal(
+        self,
+        user: User,
+        record: InteractionRecord,
+        values: Mapping[str, str] | None = None,
+        *,
+        wait: bool = True,
+        timeout: float = 3.0,
+    ) -> InteractionRecord:
+        """Fill in and send the form the bot answered ``record`` with (callback type 9). ``values`` go by
+        the label the user sees; inputs left out are sent empty. A form opened from a button carries that
+        button's message, which the bot may then update (callback type 7)."""
+        modal = record.modal
+        if modal is None:
+            raise ValueError(f"{record!r} was not answered with a form")
+        values = dict(values or {})
+        components = [self._submitted(c, values) for c in modal.get("components", [])]
+        if values:
+            raise LookupError(f"the form has no inputs labelled {sorted(values)}")
+        data = {"custom_id": modal["custom_id"], "components": components}
+        source = self.state.messages.get(record.source_message_id) if record.source_message_id else None
+        rec = await self._send_interaction(5, user, data, record.channel_id, source=source)
+        if wait:
+            await rec.wait_response(timeout)
+        return rec
+
+    @staticmethod
+    def _submitted(component: JSON, values: dict[str, str]) -> JSON:
+        """One top-level component of a form as Discord sends it back: a label or an action row around a
+        text input, with its value."""
+        if component.get("type") == 18:
+            text_input, label = component["component"], component.get("label")
+        else:
+            text_input = component["components"][0]
+            label = text_input.get("label")
+        value = values.pop(str(label), "")
+        if text_input.get("required", True) and not value:
+            raise ValueError(f"the input {label!r} is required; Discord would not send the form")
+        if len(value) > int(text_input.get("max_length") or 4000):
+            raise ValueError(f"{label!r} takes at most {text_input['max_length']} characters")
+        sent = {"type": 4, "custom_id": text_input["custom_id"], "value": value}
+        if component.get("type") == 18:
+            return {"type": 18, "component": sent}
+        return {"type": 1, "components": [sent]}
+
     # ------------------------------------------------------------------ interaction building
     def _current(self, message: Message | int) -> Message:
         msg = self.state.messages.get(message if isinstance(message, int) else message.id)

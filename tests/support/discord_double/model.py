@@ -244,8 +244,42 @@ _USER_MENTION = re.compile(r"<@!?(\d+)>")
 _ROLE_MENTION = re.compile(r"<@&(\d+)>")
 
 
+class Mentions:
+    """Who Discord notifies of a message's content, given its ``allowed_mentions`` (the version posted is
+    what notifies: an edit never pings anew)."""
+
+    content: str
+    allowed_mentions: JSON | None
+
+    @property
+    def pinged_user_ids(self) -> set[int]:
+        """Users the content mentions that Discord would notify, given ``allowed_mentions``."""
+        ids = {int(m) for m in _USER_MENTION.findall(self.content)}
+        am = self.allowed_mentions
+        if am is None:
+            return ids
+        if "users" in am.get("parse", []):
+            return ids
+        return ids & {int(u) for u in am.get("users", [])}
+
+    @property
+    def pinged_role_ids(self) -> set[int]:
+        ids = {int(m) for m in _ROLE_MENTION.findall(self.content)}
+        am = self.allowed_mentions
+        if am is None or "roles" in am.get("parse", []):
+            return ids
+        return ids & {int(r) for r in am.get("roles", [])}
+
+    @property
+    def pings_everyone(self) -> bool:
+        if "@everyone" not in self.content and "@here" not in self.content:
+            return False
+        am = self.allowed_mentions
+        return am is None or "everyone" in am.get("parse", [])
+
+
 @dataclass(frozen=True)
-class MessageVersion:
+class MessageVersion(Mentions):
     """One state of a message as Discord showed it (the original post or the result of an edit)."""
 
     content: str
@@ -257,7 +291,7 @@ class MessageVersion:
 
 
 @dataclass(eq=False)
-class Message:
+class Message(Mentions):
     """A message as Discord would show it. ``history`` holds earlier versions, oldest first."""
 
     id: int
@@ -327,32 +361,6 @@ class Message:
             raise LookupError(f"no button labelled {label!r} on message {self.id}; buttons: {labels}")
         return found[0]
 
-    @property
-    def pinged_user_ids(self) -> set[int]:
-        """Users the content mentions that Discord would notify, given ``allowed_mentions``."""
-        ids = {int(m) for m in _USER_MENTION.findall(self.content)}
-        am = self.allowed_mentions
-        if am is None:
-            return ids
-        if "users" in am.get("parse", []):
-            return ids
-        return ids & {int(u) for u in am.get("users", [])}
-
-    @property
-    def pinged_role_ids(self) -> set[int]:
-        ids = {int(m) for m in _ROLE_MENTION.findall(self.content)}
-        am = self.allowed_mentions
-        if am is None or "roles" in am.get("parse", []):
-            return ids
-        return ids & {int(r) for r in am.get("roles", [])}
-
-    @property
-    def pings_everyone(self) -> bool:
-        if "@everyone" not in self.content and "@here" not in self.content:
-            return False
-        am = self.allowed_mentions
-        return am is None or "everyone" in am.get("parse", [])
-
     # -- state changes
     def snapshot(self) -> MessageVersion:
         return MessageVersion(
@@ -418,12 +426,13 @@ class Message:
 
 
 def iter_components(components: list[JSON]) -> Iterator[JSON]:
-    """Every component, depth first (action rows, containers and sections included)."""
+    """Every component, depth first (action rows, containers, sections and a form's labels included)."""
     for comp in components:
         yield comp
         yield from iter_components(comp.get("components", []))
-        if isinstance(comp.get("accessory"), dict):
-            yield comp["accessory"]
+        for key in ("accessory", "component"):
+            if isinstance(comp.get(key), dict):
+                yield from iter_components([comp[key]])
 
 
 # --------------------------------------------------------------------------- interactions
@@ -435,11 +444,12 @@ class InteractionRecord:
 
     ``response_type`` is the callback type the bot used (4, 5, 6, 7, 8 or 9). ``original`` is the
     message ``@original`` refers to: the response message for types 4/5, or the clicked message for 6/7.
+    ``modal`` is the form the bot answered with (type 9).
     """
 
     id: int
     token: str
-    type: int  # 2 command, 3 component, 4 autocomplete
+    type: int  # 2 command, 3 component, 4 autocomplete, 5 form submitted
     user: User
     channel_id: int
     data: JSON
@@ -455,6 +465,10 @@ class InteractionRecord:
     @property
     def responded(self) -> bool:
         return self.response_type is not None
+
+    @property
+    def modal(self) -> JSON | None:
+        return self.response_data if self.response_type == 9 else None
 
     @property
     def choices(self) -> list[JSON] | None:

@@ -453,7 +453,7 @@ class RestApi:
             return error(400, 40060, "Interaction has already been acknowledged.")
         body = self._body(request)
         rtype, data = int(body.get("type", 0)), body.get("data") or {}
-        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}}.get(rec.type, set())
+        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(rec.type, set())
         if rtype not in allowed:
             return form_error("type", f"Interaction response type {rtype} is invalid for interaction type {rec.type}.")
         msg: Message | None = None
@@ -465,6 +465,10 @@ class RestApi:
                 return form_error("choices", "Must be 25 or fewer, each name and value 1 to 100 characters.")
         if rtype == 9 and (len(data.get("title") or "") > 45 or not data.get("title")):
             return form_error("title", "Must be between 1 and 45 in length.")
+        if rtype == 9 and any(len(c.get("label") or "") > 45 for c in iter_components(data.get("components") or [])):
+            return form_error("components", "A label must be at most 45 characters long.")
+        if rtype == 7 and rec.type == 5 and rec.source_message_id is None:
+            return form_error("type", "Only a form opened from a message's component can update that message.")
         if rtype == 4:
             problem = message_problem({**data, "attachments": self._files(request) or None}, creating=True)
             if problem:

@@ -1,4 +1,4 @@
--- 4: pm2 processes behind poracle-gate. What the crash-loop tracker knows of each process (its restart
+-- 5: pm2 processes behind poracle-gate. What the crash-loop tracker knows of each process (its restart
 -- counts of the last hour as JSON [[epoch seconds, count], ...], an open episode), so a bot restarted
 -- mid-episode neither repeats its alert nor misses the recovery; and the process an alert or a restart
 -- was about (NULL: the whole server).
