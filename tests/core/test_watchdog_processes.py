@@ -118,6 +118,15 @@ async def test_a_crash_loop_over_before_its_mute_ends_is_never_announced(bot: Bo
     assert deliveries(bot.settings.data_dir) == [("crash-loop", "Main", "muted"), ("process-recovery", "Main", "muted")]
 
 
+async def test_the_recovery_of_a_crash_loop_announced_before_a_mute_is_announced_too(bot: Bot) -> None:
+    bot.lists.bump("Main", "helper", by=0, status="errored")
+    await bot.rounds(1)
+    bot.store.mute(["Main"], bot.clock.now() + timedelta(hours=1), "alice (1)")
+    bot.lists.bump("Main", "helper", status="online")
+    await bot.rounds(11)
+    assert bot.alerts() == [("CrashLoop", "helper on Main"), ("ProcessRecovery", "helper on Main")]
+
+
 async def test_a_crash_loop_in_a_maintenance_window_is_held_like_an_outage(tmp_path: Path) -> None:
     bot = Bot(tmp_path / "data", FakeClock(), "Main", PORACLE_MAINTENANCE="sun 11:30-12:05")  # it is 12:00 on a Sunday
     bot.lists.set("Main", [process("poracle", status="errored")])
