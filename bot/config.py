@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 import unicodedata
@@ -166,6 +167,7 @@ Interval = Annotated[float, BeforeValidator(_decimal_text), _within(0.1, 86400, 
 Checks = Annotated[int, BeforeValidator(_integer_text), _within(1, 100)]
 Minutes = Annotated[int, BeforeValidator(_integer_text), _within(0, 10080, " minutes")]
 SilenceMinutes = Annotated[int, BeforeValidator(_integer_text), _within(1, 10080, " minutes")]
+WindowMinutes = Annotated[int, BeforeValidator(_integer_text), _within(1, 1440, " minutes")]
 Jobs = Annotated[int, BeforeValidator(_integer_text), _within(1, 1_000_000, " jobs")]
 Port = Annotated[int, BeforeValidator(_integer_text), _within(1, 65535)]
 Snowflake = Annotated[int, BeforeValidator(_integer_text), AfterValidator(_check_snowflake)]
@@ -233,6 +235,9 @@ class Settings(BaseModel):
     data_dir: Path = Field(DEFAULT_DATA_DIR, alias="PORACLE_DATA_DIR")
     status_channel_id: Snowflake | None = Field(None, alias="PORACLE_STATUS_CHANNEL_ID")
     remind_every: Minutes = Field(0, alias="PORACLE_REMIND_EVERY")  # minutes; 0 = no reminders
+    # A pm2 process restarted this many times within this many minutes is crash-looping (ACCESS=gate).
+    crash_restarts: Checks = Field(3, alias="PORACLE_CRASH_RESTARTS")
+    crash_window: WindowMinutes = Field(10, alias="PORACLE_CRASH_WINDOW")
     maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = Field(None, alias="PORACLE_MAINTENANCE")
     timezone: Annotated[str, AfterValidator(_check_timezone)] = Field("UTC", alias="PORACLE_TIMEZONE")
     # PoracleNG's delivery channel holds 200 jobs by default: a backlog held above 90 % of it means sends do
@@ -352,13 +357,22 @@ def likely_typos(env: Mapping[str, str]) -> list[str]:
 
 
 def access_warnings(settings: Settings) -> list[str]:
-    """Settings that do nothing with the server's access mode: worth a warning, not an error."""
-    return [
+    """Settings that do nothing with the servers' access modes: worth a warning, not an error."""
+    warnings = [
         f"{SERVER_PREFIX}{server.index}_RESTART_CMD: ignored, {SERVER_PREFIX}{server.index}_ACCESS is gate "
         "(the bot sends that server only poracle-gate's verbs; a restart restarts all its pm2 processes); remove it"
         for server in settings.servers
         if server.access is Access.GATE and "restart_cmd" in server.model_fields_set
     ]
+    gated = any(server.access is Access.GATE for server in settings.servers)
+    if gated and settings.crash_window * 60 < settings.health_interval:
+        # Crash loops are seen in the rounds' process lists: a window shorter than a round holds no two of them.
+        warnings.append(
+            f"PORACLE_CRASH_WINDOW: {settings.crash_window} min is shorter than PORACLE_HEALTH_INTERVAL "
+            f"({settings.health_interval:g} s), so no crash loop can be seen (only errored and stopped "
+            f"processes); make it at least {math.ceil(settings.health_interval / 60)}"
+        )
+    return warnings
 
 
 _SERVER_TEMPLATES = {f"{SERVER_PREFIX}<N>_{suffix}": suffix for suffix in _SERVER_FIELDS}

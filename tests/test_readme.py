@@ -15,6 +15,7 @@ import pytest
 from bot.core import heartbeat
 from tests.support.cli import cli, running_cli, write_env
 from tests.support.fixtures import SlowRestart
+from tests.support.gate import World, bot_env
 from tests.support.local_http import HttpServer, http_server, refused_port, status
 from tests.support.sshd import SshServer
 from tests.support.world import server_env, ssh_env
@@ -57,7 +58,7 @@ async def refusing() -> AsyncIterator[HttpServer]:
 
 
 async def test_every_documented_exit_status_is_what_the_command_returns(
-    sshd: SshServer, api: HttpServer, refusing: HttpServer, tmp_path: Path, slow_restart: SlowRestart
+    sshd: SshServer, api: HttpServer, refusing: HttpServer, tmp_path: Path, slow_restart: SlowRestart, world: World
 ) -> None:
     down = f"http://127.0.0.1:{refused_port()}"
     online = server_env(1, "Main", api.url)
@@ -70,6 +71,9 @@ async def test_every_documented_exit_status_is_what_the_command_returns(
             (tmp_path / directory_name / "known_hosts").unlink()
         return env | {"PORACLE_DATA_DIR": str(tmp_path / directory_name / "data")}
 
+    (tmp_path / "gated").mkdir()
+    gated = bot_env(world.server, tmp_path / "gated", world.api)
+
     situations: dict[tuple[str, int], Situation] = {
         ("check", 0): Situation(online),
         ("check", 1): Situation(server_env(1, "Main", down)),
@@ -81,6 +85,12 @@ async def test_every_documented_exit_status_is_what_the_command_returns(
         ("restart", 75): Situation(
             reachable("restart-75", command=slow_restart.command), ["Main", "--yes"], while_restarting=slow_restart
         ),
+        ("processes", 0): Situation(gated, ["Main"]),
+        ("processes", 1): Situation(gated, ["Nope"]),
+        ("processes", 2): Situation(reachable("processes-2"), ["Main"]),  # command mode: nothing is sent
+        ("logs", 0): Situation(gated, ["Main", world.alpha.name, "--lines", "5"]),
+        ("logs", 1): Situation(gated, ["Nope", world.alpha.name]),
+        ("logs", 2): Situation(gated, ["Main", "alpha;id"]),  # a name the gate would refuse: nothing is sent
         ("config", 0): Situation(online),
         ("config", 2): Situation(broken),
         ("run", 2): Situation(online),  # no DISCORD_TOKEN

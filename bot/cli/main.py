@@ -1,4 +1,5 @@
-"""The command line: `poracle-bot check | restart | config | run | doctor | trust | gate | healthcheck`."""
+"""The command line: `poracle-bot check | restart | processes | logs | config | run | doctor | trust | gate |
+healthcheck`."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from bot.config import (
     read_environment,
 )
 from bot.core import heartbeat
+from bot.core.gate_protocol import MAX_LOG_LINES
+from bot.core.output import format_table
 
 # Each command imports what it needs when it runs: `config` and Docker's minutely `healthcheck` need neither
 # aiohttp nor asyncssh (0.7 s of imports), and `run` alone needs discord.py.
@@ -48,11 +51,6 @@ def setup_logging(level: int = logging.WARNING) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-
-
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def health_row(result: HealthResult) -> list[str]:
@@ -121,6 +119,18 @@ async def _restart(settings: Settings, target: str, assume_yes: bool) -> int:
     if all(result.succeeded for result in results):
         return 0
     return EXIT_BUSY if all(result.succeeded or result.busy for result in results) else 1
+
+
+async def _processes(settings: Settings, name: str) -> int:
+    from bot.cli.processes import show_processes
+
+    return await show_processes(settings, name)
+
+
+async def _logs(settings: Settings, name: str, process: str, lines: int) -> int:
+    from bot.cli.processes import show_logs
+
+    return await show_logs(settings, name, process, lines)
 
 
 def _config(settings: Settings) -> int:
@@ -200,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     restart = command("restart", "restart one server, or all of them, over SSH")
     restart.add_argument("server", metavar="NAME", help=f"a configured server name, or '{ALL}'")
     restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    processes = command("processes", "list a server's pm2 processes through poracle-gate")
+    processes.add_argument("server", metavar="NAME", help="a configured server name (with ACCESS=gate)")
+    logs = command("logs", "print the end of a pm2 process's log through poracle-gate, redacted")
+    logs.add_argument("server", metavar="NAME", help="a configured server name (with ACCESS=gate)")
+    logs.add_argument("process", metavar="PROCESS", help="the pm2 process: its name or id")
+    logs.add_argument(
+        "--lines", type=_log_lines, default=50, metavar="N", help=f"how many lines, 1 to {MAX_LOG_LINES} (default 50)"
+    )
     command("config", "print the effective configuration (secrets masked)")
     command("run", "run the Discord bot")
     command("doctor", "check the configuration, the SSH key and every server (API, host key, login); changes nothing")
@@ -224,6 +242,12 @@ def _read_environment(env_file: Path | None) -> dict[str, str]:
         what = "is not a file" if env_file.exists() else "no such file"
         raise ConfigError([f"--env-file {env_file}: {what}"])
     return read_environment(Path(".env") if env_file is None else env_file)
+
+
+def _log_lines(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LOG_LINES:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LOG_LINES}, not {value!r}")
+    return int(value)
 
 
 def _node_path(value: str) -> str:
@@ -257,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers: dict[str, Callable[[], int]] = {
             "check": lambda: asyncio.run(_check(settings)),
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),
+            "processes": lambda: asyncio.run(_processes(settings, args.server)),
+            "logs": lambda: asyncio.run(_logs(settings, args.server, args.process, args.lines)),
             "config": lambda: _config(settings),
             "run": lambda: _run(settings),
             "trust": lambda: asyncio.run(_trust(settings, args.server, args.yes, args.replace)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # CSI sequences (colours, cursor moves), OSC sequences (window titles, links), charset designations
 # (`tput sgr0` emits ESC ( B before every colour reset) and lone two-byte escapes.
@@ -38,3 +39,9 @@ class OutputTail:
     @property
     def text(self) -> str:
         return self._text
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as columns padded to their widest cell (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

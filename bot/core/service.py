@@ -14,12 +14,22 @@ from collections.abc import AsyncGenerator, Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bot.config import ALL, Access, ServerConfig, Settings
+from bot.config import ALL, SERVER_PREFIX, Access, ServerConfig, Settings
 from bot.core.clock import SYSTEM_CLOCK, Clock
-from bot.core.gate_protocol import GateRestart, RestartedProcess, parse_restart, restart_command
+from bot.core.gate_protocol import (
+    GateRestart,
+    RestartedProcess,
+    logs_command,
+    parse_logs,
+    parse_processes,
+    parse_restart,
+    processes_command,
+    restart_command,
+)
 from bot.core.health import HealthChecker, HealthResult
 from bot.core.locks import DIR_NAME, Holder, LockDir, Locked, LockError
-from bot.core.output import clean_output
+from bot.core.processes import LogTail, ProcessRead
+from bot.core.redact import readable
 from bot.core.ssh import CommandOutcome, CommandResult, SshRunner
 from bot.core.store import Origin, RestartRecord, Store
 
@@ -28,6 +38,7 @@ log = logging.getLogger(__name__)
 # PoracleJS takes a few seconds to come back after pm2 starts it; PoracleNG's kill_timeout alone is 10 s.
 RECOVERY_WAIT = 60.0
 RECOVERY_POLL = 2.0
+LOG_LINE_LIMIT = 4000  # characters of one log line kept (the gate sends at most 2000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +52,40 @@ class Requester:
         return f"{self.name} (command line)" if self.origin is Origin.CLI else self.name
 
 
-def restart_request(server: ServerConfig) -> str:
+class GateRequired(Exception):
+    """A pm2 verb asked of a server in command mode: the bot sends such a server its RESTART_CMD only."""
+
+    def __init__(self, server: ServerConfig) -> None:
+        super().__init__(
+            f"{server.name}: this needs {SERVER_PREFIX}{server.index}_ACCESS=gate (`poracle-bot gate` shows how)"
+        )
+        self.server = server
+
+
+def require_gate(server: ServerConfig) -> None:
+    """Raise GateRequired unless the bot may send this server poracle-gate's verbs."""
+    if server.access is not Access.GATE:
+        raise GateRequired(server)
+
+
+def process_target(text: str) -> str | int:
+    """A pm2 process as an admin names it: digits are its id, anything else its name. ValueError when the
+    gate would refuse it, and for `all` (every process, not one: a whole restart leaves the process out)."""
+    text = text.strip()
+    if text.casefold() == ALL:
+        raise ValueError(f"'{ALL}' names no single pm2 process")
+    target: str | int = int(text) if text.isdigit() and len(text) <= 6 else text
+    restart_command(target)  # the gate's own rules, checked here so nothing is sent that it refuses
+    return target
+
+
+def restart_request(server: ServerConfig, process: str | None = None) -> str:
     """What a restart sends the server: its RESTART_CMD, or with ACCESS=gate the gate's restart of every pm2
-    process there (and nothing else: a key limited to the gate would run the gate instead of any command)."""
+    process there (and nothing else: a key limited to the gate would run the gate instead of any command).
+    With `process`, the gate's restart of that one (GateRequired in command mode, ValueError for a bad name)."""
+    if process is not None:
+        require_gate(server)
+        return restart_command(process_target(process))
     return restart_command(ALL) if server.access is Access.GATE else server.restart_cmd
 
 
@@ -64,6 +106,7 @@ class RestartResult:
     health: HealthResult | None = None  # the health check after the restart
     locked: Locked | None = None  # refused: who holds the lock
     gate: GateRestart | None = None  # ACCESS=gate: what the gate restarted, when it answered ok
+    process: str | None = None  # the one pm2 process asked for; None: the whole server
 
     def process_lines(self) -> list[str]:
         """One line per pm2 process the gate restarted (none in command mode)."""
@@ -102,6 +145,7 @@ class RestartResult:
             self.command.duration_s if self.command else None,
             self.command.exit_code if self.command else None,
             None if self.health is None else self.health.online,
+            self.process,
         )
 
 
@@ -188,10 +232,56 @@ class PoracleService:
         """Every server checked at once from now on; each result as soon as it is in."""
         return self.health.check_each(self.servers)
 
-    async def restart(self, server: ServerConfig, requested_by: Requester) -> RestartResult:
-        """Restart one server and audit it; refused at once (not queued) while a restart on its SSH target
-        runs, in this process or another (the bot, the command line)."""
-        (result,) = await self.restart_many([server], requested_by)
+    async def read_processes(self, server: ServerConfig, budget: float | None = None) -> ProcessRead:
+        """The server's pm2 list through the gate, within `budget` seconds, login included (default
+        PORACLE_SSH_TIMEOUT); a failure is the reading's reason. GateRequired in command mode."""
+        require_gate(server)
+        at = self.clock.now()
+        budget = self.settings.ssh_timeout if budget is None else budget
+        try:
+            async with asyncio.timeout(budget):
+                call = await self.ssh.gate(server, processes_command(), parse_processes, budget, pty=False)
+        except TimeoutError:
+            return ProcessRead(server.name, at, reason=f"no process list within {budget:g} s")
+        if call.reply is None:
+            return ProcessRead(server.name, at, reason=call.command.reason)
+        return ProcessRead(server.name, at, call.reply.processes)
+
+    async def read_all_processes(self) -> list[ProcessRead]:
+        """The pm2 list of every server with ACCESS=gate, at once, each within PORACLE_HEALTH_TIMEOUT: what a
+        monitor round reads beside the health checks."""
+        gated = [server for server in self.servers if server.access is Access.GATE]
+        budget = self.settings.health_timeout
+        return list(await asyncio.gather(*(self.read_processes(server, budget) for server in gated)))
+
+    async def read_logs(self, server: ServerConfig, process: str, lines: int) -> LogTail:
+        """The last `lines` (1..200) lines of a pm2 process's out and error logs through the gate, cleaned and
+        redacted again here. GateRequired in command mode; ValueError for a process or count the gate refuses."""
+        require_gate(server)
+        request = logs_command(process_target(process), lines)
+        call = await self.ssh.gate(server, request, parse_logs, self.settings.ssh_timeout, pty=False)
+        if call.reply is None:
+            return LogTail(server.name, process, lines, reason=call.command.reason)
+        reply = call.reply
+        log.info(
+            "Read the last %d log lines of pm2 process %s (id %d) on %s", lines, reply.name, reply.pm_id, server.name
+        )
+        return LogTail(
+            server.name,
+            process,
+            lines,
+            tuple(readable(line, LOG_LINE_LIMIT) for line in reply.lines),
+            tuple(readable(line, LOG_LINE_LIMIT) for line in reply.error_lines),
+            reply.name,
+            reply.pm_id,
+        )
+
+    async def restart(
+        self, server: ServerConfig, requested_by: Requester, *, process: str | None = None
+    ) -> RestartResult:
+        """Restart one server (or only its pm2 `process`, through the gate) and audit it; refused at once (not
+        queued) while a restart on its SSH target runs, in this process or another (the bot, the command line)."""
+        (result,) = await self.restart_many([server], requested_by, process=process)
         return result
 
     async def _audit(self, result: RestartResult, started: datetime) -> None:
@@ -200,19 +290,27 @@ class PoracleService:
         except Exception:  # the restart happened whatever the disk says; the log keeps the record then
             log.exception("Could not write the restart of %s by %s into the audit", result.server, result.requested_by)
 
-    async def restart_many(self, servers: Iterable[ServerConfig], requested_by: Requester) -> list[RestartResult]:
+    async def restart_many(
+        self, servers: Iterable[ServerConfig], requested_by: Requester, *, process: str | None = None
+    ) -> list[RestartResult]:
         """Restart several servers, one result each, in their order. SSH targets are restarted at the same
         time; on one target, under its lock, each distinct restart command runs once (two entries for one
         pm2 must not restart it twice), one after another. So the worst case is one budget per distinct
-        command on the busiest target, not one per server."""
+        command on the busiest target, not one per server. With `process`, only that pm2 process of each
+        (GateRequired or ValueError before anything runs when one of them cannot)."""
         chosen = list(servers)
+        process = None if process is None else process.strip()
+        for server in chosen if process is not None else ():
+            restart_request(server, process)
         done = await asyncio.gather(
-            *(self._restart_target(group, requested_by) for group in _grouped(chosen, restart_lock_key))
+            *(self._restart_target(group, requested_by, process) for group in _grouped(chosen, restart_lock_key))
         )
         by_name = {result.server: result for results in done for result in results}
         return [by_name[server.name] for server in chosen]
 
-    async def _restart_target(self, servers: list[ServerConfig], requested_by: Requester) -> list[RestartResult]:
+    async def _restart_target(
+        self, servers: list[ServerConfig], requested_by: Requester, process: str | None
+    ) -> list[RestartResult]:
         """The entries of one SSH target, under its lock."""
         names = [server.name for server in servers]
         holder = Holder(_holder_name(requested_by), tuple(names), self.clock.now())
@@ -221,7 +319,7 @@ class PoracleService:
         except LockError as exc:  # nothing may run unguarded; reported like any restart that could not run
             reason = f"{exc}; nothing was run (PORACLE_DATA_DIR must be writable)"
             return await self._restart_group(
-                servers, requested_by, CommandResult(CommandOutcome.CONNECTION_ERROR, reason)
+                servers, requested_by, process, CommandResult(CommandOutcome.CONNECTION_ERROR, reason)
             )
         if isinstance(lock, Locked):
             log.warning(
@@ -230,28 +328,33 @@ class PoracleService:
                 requested_by,
                 refusal_reason(names[0], lock),
             )
-            return [RestartResult(server.name, requested_by, None, locked=lock) for server in servers]
+            return [RestartResult(server.name, requested_by, None, locked=lock, process=process) for server in servers]
         results: list[RestartResult] = []
         with lock:
-            for group in _grouped(servers, lambda server: (server.access, restart_request(server))):
-                results += await self._restart_group(group, requested_by)
+            for group in _grouped(servers, lambda server: (server.access, restart_request(server, process))):
+                results += await self._restart_group(group, requested_by, process)
         return results
 
     async def _restart_group(
-        self, servers: list[ServerConfig], requested_by: Requester, not_run: CommandResult | None = None
+        self,
+        servers: list[ServerConfig],
+        requested_by: Requester,
+        process: str | None,
+        not_run: CommandResult | None = None,
     ) -> list[RestartResult]:
         """One run of the command these entries share (one SSH target, one command), reported and audited
         for each entry, each with the health check of its own API. `not_run`: why nothing could run."""
         started = self.clock.now()
         server = servers[0]
         names = ", ".join(entry.name for entry in servers)
-        log.info("Restart of %s requested by %s (%s)", names, requested_by, server.ssh_target)
-        command, gate = (not_run, None) if not_run else await self._run_restart(server)
+        what = names if process is None else f"pm2 process {process} of {names}"
+        log.info("Restart of %s requested by %s (%s)", what, requested_by, server.ssh_target)
+        command, gate = (not_run, None) if not_run else await self._run_restart(server, process)
         checks = await asyncio.gather(
             *(self._wait_until_online(entry) if command.succeeded else self.health.check(entry) for entry in servers)
         )
         results = [
-            RestartResult(entry.name, requested_by, command, health, gate=gate)
+            RestartResult(entry.name, requested_by, command, health, gate=gate, process=process)
             for entry, health in zip(servers, checks, strict=True)
         ]
         for result, health in zip(results, checks, strict=True):
@@ -259,7 +362,7 @@ class PoracleService:
             log.log(
                 logging.INFO if result.succeeded else logging.WARNING,
                 "Restart of %s by %s: %s (%s) in %.1f s; health check: %s",
-                result.server,
+                result.server if process is None else f"pm2 process {process} of {result.server}",
                 requested_by,
                 result.word,
                 command.reason,
@@ -268,9 +371,9 @@ class PoracleService:
             )
         return results
 
-    async def _run_restart(self, server: ServerConfig) -> tuple[CommandResult, GateRestart | None]:
+    async def _run_restart(self, server: ServerConfig, process: str | None) -> tuple[CommandResult, GateRestart | None]:
         """The restart the server's access mode calls for, and in gate mode the gate's answer."""
-        request = restart_request(server)
+        request = restart_request(server, process)
         if server.access is Access.COMMAND:
             return await self.ssh.run(server, request, self.settings.ssh_timeout), None
         call = await self.ssh.gate(server, request, parse_restart, self.settings.ssh_timeout)
@@ -280,7 +383,7 @@ class PoracleService:
             log.warning("poracle-gate on %s could not write its log: %s", server.name, call.reply.log_error)
         processes = "; ".join(map(describe_process, call.reply.processes))
         log.info("poracle-gate on %s restarted %s", server.name, processes or "no process")
-        return replace(call.command, output=clean_output("\n".join(call.reply.output))), call.reply
+        return replace(call.command, output=readable("\n".join(call.reply.output))), call.reply
 
     async def _wait_until_online(self, server: ServerConfig) -> HealthResult:
         deadline = self.clock.monotonic() + self.recovery_wait

@@ -11,6 +11,7 @@ loop never waits on the disk.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
+from bot.core.crashloop import CrashLoop, ProcessEvent, ProcessKey, ProcessRecovery, ProcessRound, ProcessWatch
 from bot.core.health import Cause, Condition, HealthResult
 from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder, ServerWatch, State
 from bot.core.rollups import DAY_HOURS, NO_COUNTS, WEEK_HOURS, Rollup, Sums, bucket, median, plus_histogram, ratio
@@ -31,6 +33,8 @@ SAMPLE_RETENTION = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
 _NO_HOUR = 2**62  # after every hour
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's (a CLI restart's audit, say)
+CRASH_LOOP = "crash-loop"  # the events' kinds of pm2 processes
+PROCESS_RECOVERY = "process-recovery"
 
 
 def _migrations() -> list[str]:
@@ -72,10 +76,10 @@ class Acknowledgement:
 class StoredEvent:
     id: int
     round: int
-    event: Event
-    outage_delivery: str | None = (
-        None  # of a recovery (or "healthy" again): how its outage (or degraded) alert was settled
-    )
+    event: Event | ProcessEvent
+    # Of a recovery (a "healthy" again, a process recovery): how its outage (degraded, crash-loop) alert was
+    # settled; None while pending.
+    outage_delivery: str | None = None
     ack: Acknowledgement | None = None  # of the outage this event belongs to
 
     @property
@@ -102,6 +106,7 @@ class RestartRecord:
     duration_s: float | None
     exit_code: int | None
     healthy_after: bool | None
+    process: str | None = None  # one pm2 process restarted through the gate; None: the whole server
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +257,10 @@ class Store:
         watches: Mapping[str, ServerWatch],
         events: Sequence[Event],
         quiet: Mapping[str, Quiet] | None = None,
+        processes: ProcessRound | None = None,
     ) -> None:
-        """One monitor round, all or nothing: the samples, every server's state, the alerts raised and the
-        webhook counters."""
+        """One monitor round, all or nothing: the samples, every server's state, the alerts raised, the
+        webhook counters, and what the crash-loop tracker made of the pm2 lists read."""
         with self._transaction():
             self._round += 1
             self._record_samples(results)
@@ -287,6 +293,8 @@ class Store:
                 "INSERT OR REPLACE INTO webhook_counters VALUES (?, ?, ?)",
                 [(self._server_id(name), q.total, _ts(q.since)) for name, q in (quiet or {}).items()],
             )
+            if processes is not None:
+                self._record_processes(processes)
             # Sum the hours before this round's here, in the monitor's thread, so /poracle status never does.
             hour = max((int(_ts(result.checked_at) // 3600) for result in results), default=None)
             if hour is not None and (self._settled is None or hour > self._settled.hour):
@@ -316,6 +324,41 @@ class Store:
             "INSERT INTO latency VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE SET answers = answers + 1", latency
         )
 
+    def load_process_watches(self) -> dict[str, dict[ProcessKey, ProcessWatch]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT servers.name, process_watches.name, pm_id, samples, trouble_since, reason "
+                "FROM process_watches JOIN servers ON servers.id = server_id"
+            ).fetchall()
+        watches: dict[str, dict[ProcessKey, ProcessWatch]] = {}
+        for server, name, pm_id, samples, since, reason in rows:
+            kept = [(datetime.fromtimestamp(at, UTC), int(count)) for at, count in json.loads(samples)]
+            watches.setdefault(server, {})[(name, pm_id)] = ProcessWatch(kept, _dt(since), reason)
+        return watches
+
+    def _record_processes(self, processes: ProcessRound) -> None:
+        for server, watches in processes.watches.items():
+            server_id = self._server_id(server)
+            self._db.execute("DELETE FROM process_watches WHERE server_id = ?", (server_id,))
+            self._db.executemany(
+                "INSERT INTO process_watches VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        server_id,
+                        name,
+                        pm_id,
+                        json.dumps([[_ts(at), count] for at, count in watch.samples]),
+                        watch.trouble_since and _ts(watch.trouble_since),
+                        watch.reason,
+                    )
+                    for (name, pm_id), watch in watches.items()
+                ],
+            )
+        self._db.executemany(
+            "INSERT INTO events(round, kind, server_id, reason, since, at, process) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(self._round, *self._process_event_row(event), event.process) for event in processes.events],
+        )
+
     def _event_row(self, event: Event) -> tuple[str, int, str | None, float, float, str | None]:
         server_id = self._server_id(event.server)
         if isinstance(event, Outage):
@@ -328,20 +371,28 @@ class Store:
             return "healthy", server_id, None, _ts(event.degraded_since), _ts(event.healthy_at), None
         return "recovery", server_id, None, _ts(event.down_since), _ts(event.recovered_at), None
 
+    def _process_event_row(self, event: ProcessEvent) -> tuple[str, int, str | None, float, float]:
+        server_id = self._server_id(event.server)
+        if isinstance(event, CrashLoop):
+            return CRASH_LOOP, server_id, event.reason, _ts(event.since), _ts(event.since)
+        return PROCESS_RECOVERY, server_id, event.note, _ts(event.since), _ts(event.recovered_at)
+
     def pending_events(self) -> list[StoredEvent]:
         """Alerts not yet delivered, oldest first."""
         with self._lock:
-            # A recovery follows the outage, fully online again the degradation, that named the same start.
+            # A recovery follows the outage, fully online again the degradation, a process recovery the crash
+            # loop, that named the same start.
             rows = self._db.execute(
                 "SELECT events.id, round, kind, name, events.reason, events.since, events.at, events.cause, "
-                "(SELECT o.delivery FROM events o WHERE o.kind = CASE events.kind WHEN 'recovery' THEN 'outage' "
-                "WHEN 'healthy' THEN 'degraded' END AND o.server_id = events.server_id AND o.since = events.since "
-                "ORDER BY o.id DESC LIMIT 1), acks.by, acks.at, acks.reason "
+                "events.process, (SELECT o.delivery FROM events o WHERE o.kind = CASE events.kind "
+                f"WHEN 'recovery' THEN 'outage' WHEN 'healthy' THEN 'degraded' WHEN '{PROCESS_RECOVERY}' "
+                f"THEN '{CRASH_LOOP}' END AND o.server_id = events.server_id AND o.since = events.since "
+                "AND o.process IS events.process ORDER BY o.id DESC LIMIT 1), acks.by, acks.at, acks.reason "
                 "FROM events JOIN servers ON servers.id = events.server_id LEFT JOIN acks "
-                "ON acks.server_id = events.server_id AND acks.since = events.since "
+                "ON acks.server_id = events.server_id AND acks.since = events.since AND events.process IS NULL "
                 "WHERE delivery = 'pending' ORDER BY events.id"
             ).fetchall()
-        return [StoredEvent(row[0], row[1], _event(*row[2:8]), row[8], _ack(row[3], row[5], *row[9:])) for row in rows]
+        return [StoredEvent(row[0], row[1], _event(*row[2:9]), row[9], _ack(row[3], row[5], *row[10:])) for row in rows]
 
     def unsilence_outages(self, down_since: Mapping[str, datetime], kind: str = "outage") -> None:
         """Servers still down (or with kind `degraded` still degraded) when their mute ended: their held-back
@@ -351,6 +402,16 @@ class Store:
                 "UPDATE events SET delivery = 'pending' WHERE kind = ? AND delivery = 'muted' "
                 "AND server_id = (SELECT id FROM servers WHERE name = ?) AND since = ?",
                 [(kind, name, _ts(since)) for name, since in down_since.items()],
+            )
+
+    def unsilence_processes(self, episodes: Iterable[tuple[str, str, datetime]]) -> None:
+        """Crash-loop episodes (server, process, since) still open when their server's mute ended: their
+        held-back alert goes out after all."""
+        with self._transaction():
+            self._db.executemany(
+                f"UPDATE events SET delivery = 'pending' WHERE kind = '{CRASH_LOOP}' AND delivery = 'muted' "
+                "AND server_id = (SELECT id FROM servers WHERE name = ?) AND process = ? AND since = ?",
+                [(server, process, _ts(since)) for server, process, since in episodes],
             )
 
     def mark_events(self, ids: Iterable[int], delivery: str) -> None:
@@ -365,7 +426,7 @@ class Store:
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO restarts(server_id, at, origin, requested_by, outcome, reason, exit_code, duration_s, "
-                "healthy_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "healthy_after, process) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         self._server_id(record.server),
@@ -377,6 +438,7 @@ class Store:
                         record.exit_code,
                         record.duration_s,
                         None if record.healthy_after is None else int(record.healthy_after),
+                        record.process,
                     )
                     for record in records
                 ],
@@ -564,7 +626,7 @@ class Store:
         return deleted
 
 
-_RESTART_COLUMNS = "name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy_after"
+_RESTART_COLUMNS = "name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy_after, process"
 _WATCH_COLUMNS = (
     "state, failures, successes, first_failure, down_since, last_alert, degraded, healthy, first_degraded, "
     "degraded_since"
@@ -572,7 +634,7 @@ _WATCH_COLUMNS = (
 
 
 def _restart_record(row: Sequence[object]) -> RestartRecord:
-    name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy = row
+    name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy, process = row
     return RestartRecord(
         str(name),
         datetime.fromtimestamp(float(at), UTC),  # type: ignore[arg-type]
@@ -583,6 +645,7 @@ def _restart_record(row: Sequence[object]) -> RestartRecord:
         duration_s,  # type: ignore[arg-type]
         exit_code,  # type: ignore[arg-type]
         None if healthy is None else bool(healthy),
+        None if process is None else str(process),
     )
 
 
@@ -593,8 +656,14 @@ def _ack(server: str, since: float, by: str | None, at: float | None, reason: st
     return Acknowledgement(server, since_dt, by, at_dt, reason or "")
 
 
-def _event(kind: str, server: str, reason: str | None, since: float, at: float, cause: str | None) -> Event:
+def _event(
+    kind: str, server: str, reason: str | None, since: float, at: float, cause: str | None, process: str | None
+) -> Event | ProcessEvent:
     since_dt, at_dt = datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(at, UTC)
+    if kind == CRASH_LOOP:
+        return CrashLoop(server, process or "", reason or "", since_dt)
+    if kind == PROCESS_RECOVERY:
+        return ProcessRecovery(server, process or "", since_dt, at_dt, reason)
     if kind == "outage":
         return Outage(server, reason or "", since_dt)
     if kind == "reminder":

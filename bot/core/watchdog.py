@@ -1,7 +1,8 @@
 """The monitor's round, as gatus's watchdog does it: check every server, drive the monitor, record the round
 (all or nothing), apply the mute rules (mutes and maintenance windows alike) and hand the alerts to an
 AlertSink that a front implements. It also answers for the fronts: the status (the last round's at once,
-then fresh), and acknowledgements of outages.
+then fresh), and acknowledgements of outages. Beside the health checks a round reads the pm2 list of every
+server with ACCESS=gate, for the crash-loop tracker.
 
 Rounds keep to their schedule: after one that overran the interval the missed rounds are skipped, not run
 back to back (two checks a few milliseconds apart would count as an outage). Time comes from a Clock.
@@ -22,10 +23,12 @@ from typing import Protocol
 from bot.config import Settings
 from bot.core import heartbeat
 from bot.core.clock import SYSTEM_CLOCK, Clock
+from bot.core.crashloop import CrashLoop, CrashTracker, ProcessEvent
 from bot.core.health import HealthResult
 from bot.core.heartbeat import Heartbeat
 from bot.core.maintenance import in_maintenance
 from bot.core.monitor import Degraded, Event, Healthy, Monitor, Outage, Reminder, ServerWatch, outage_id
+from bot.core.processes import ProcessRead, ProcessReport
 from bot.core.store import Acknowledgement, ServerHistory, Store
 from bot.core.stuck import StuckTracker
 
@@ -36,14 +39,14 @@ log = logging.getLogger(__name__)
 class Alert:
     """The events of one kind raised in one round: what one alert message announces."""
 
-    events: tuple[Event, ...]
+    events: tuple[Event | ProcessEvent, ...]
     acknowledged: Mapping[str, Acknowledgement] = field(default_factory=dict)  # by server, for recoveries
 
     @property
     def pages(self) -> bool:
-        """Whether it should wake someone (ping DISCORD_ALERT_ROLE_ID): outages do; recoveries, reminders
-        and notices do not."""
-        return isinstance(self.events[0], Outage)
+        """Whether it should wake someone (ping DISCORD_ALERT_ROLE_ID): outages and crash loops do;
+        recoveries, reminders and notices do not."""
+        return isinstance(self.events[0], Outage | CrashLoop)
 
 
 class AlertSink(Protocol):
@@ -73,6 +76,7 @@ class StatusReport:
     histories: Mapping[str, ServerHistory] = field(default_factory=dict)
     mutes: Mapping[str, datetime] = field(default_factory=dict)  # muted servers, until when
     maintenance: Mapping[str, datetime] = field(default_factory=dict)  # servers in a window, until when
+    processes: Mapping[str, ProcessReport] = field(default_factory=dict)  # ACCESS=gate: the last round's pm2 list
     # Servers being checked again: their result (if any) is the last round's, `age` old.
     pending: tuple[str, ...] = ()
     age: timedelta | None = None
@@ -95,12 +99,13 @@ class AckResult:
 
 
 Check = Callable[[], Awaitable[Sequence[HealthResult]]]
+ReadProcesses = Callable[[], Awaitable[Sequence[ProcessRead]]]
 RoundHook = Callable[[StatusReport], Awaitable[None]]
 
 
 class Watchdog:
-    """Runs the rounds. `check` is the service's `check_all`; `after_round` hooks (the live status) get each
-    round's StatusReport and must log their own failures."""
+    """Runs the rounds. `check` is the service's `check_all`, `read_processes` its `read_all_processes`;
+    `after_round` hooks (the live status) get each round's StatusReport and must log their own failures."""
 
     def __init__(
         self,
@@ -111,6 +116,7 @@ class Watchdog:
         clock: Clock = SYSTEM_CLOCK,
         *,
         after_round: Sequence[RoundHook] = (),
+        read_processes: ReadProcesses | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -128,6 +134,11 @@ class Watchdog:
         self.schedules = [(server.name, settings.maintenance_schedule(server)) for server in settings.servers]
         self.last_round: LastRound | None = None
         self.stuck = StuckTracker.configured(settings, store.load_quiet())
+        self.read_processes = read_processes
+        self.crashes = CrashTracker(
+            settings.crash_restarts, timedelta(minutes=settings.crash_window), store.load_process_watches()
+        )
+        self.process_reads: dict[str, ProcessRead] = {}  # the last round's, per server
         self._delivery = asyncio.Lock()  # rounds and a reconnected sink may both deliver: never the same alert twice
 
     async def run_forever(self) -> None:
@@ -158,17 +169,26 @@ class Watchdog:
         outages and recoveries again instead of having moved on without them)."""
         started = self.clock.now()
         quiet = dict(self.stuck.quiet)
-        results = self.stuck.judge(await self.check(), remember=True)
+        checked, reads = await asyncio.gather(self.check(), self._read_processes())
+        results = self.stuck.judge(checked, remember=True)
         self.last_round = LastRound(tuple(results), started)
         before = {name: copy.copy(watch) for name, watch in self.monitor.watches.items()}
+        crashes_before = self.crashes.snapshot()
         events = self.monitor.observe(results)
+        process_events = self.crashes.observe(reads)
+        recorded = self.crashes.round(reads, process_events)
         try:
-            await asyncio.to_thread(self.store.record_round, results, self.monitor.watches, events, self.stuck.quiet)
+            await asyncio.to_thread(
+                self.store.record_round, results, self.monitor.watches, events, self.stuck.quiet, recorded
+            )
         except Exception:
-            self.monitor.watches, self.stuck.quiet = before, quiet
+            self.monitor.watches, self.stuck.quiet, self.crashes.watches = before, quiet, crashes_before
             raise
+        self._keep(reads)
         for event in events:
             _log_event(event)
+        for process_event in process_events:
+            _log_process_event(process_event)
         await self.deliver_pending()
         if self.after_round:
             report = await self.status(results)
@@ -178,23 +198,45 @@ class Watchdog:
         self._beat()
         return results
 
+    async def _read_processes(self) -> Sequence[ProcessRead]:
+        return await self.read_processes() if self.read_processes is not None else ()
+
+    def _keep(self, reads: Sequence[ProcessRead]) -> None:
+        """The round's readings for the status; a list that stops (or starts again) being readable is logged
+        once, not each round."""
+        for read in reads:
+            previous = self.process_reads.get(read.server)
+            if read.processes is None and (previous is None or previous.reason != read.reason):
+                log.warning("Cannot read the pm2 list of %s: %s", read.server, read.reason)
+            elif read.processes is not None and previous is not None and previous.processes is None:
+                log.info("The pm2 list of %s can be read again", read.server)
+            self.process_reads[read.server] = read
+
     async def status(self, results: Sequence[HealthResult]) -> StatusReport:
         """`results` (judged for stuck PoracleNGs, as the rounds are) with each server's uptime, latency, last
-        restart, mute, maintenance window and the start of its outage or degraded spell."""
+        restart, mute, maintenance window and the start of its outage or degraded spell, and the last round's
+        pm2 list of each server with ACCESS=gate."""
         now = self.clock.now()
         histories, mutes = await asyncio.gather(
             asyncio.to_thread(self.store.server_histories, now), asyncio.to_thread(self.store.mutes, now)
         )
         down_since = {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
         degraded = {n: w.degraded_since for n, w in self.monitor.watches.items() if w.degraded_since is not None}
+        processes = {name: self.crashes.report(read) for name, read in self.process_reads.items()}
         return StatusReport(
             tuple(self.stuck.judge(results, remember=False)),
             down_since,
             histories,
             mutes,
             maintenance=in_maintenance(self.schedules, now),
+            processes=processes,
             degraded_since=degraded,
         )
+
+    def process_report(self, server: str) -> ProcessReport | None:
+        """The last round's pm2 list of `server` with its history; None when none was read."""
+        read = self.process_reads.get(server)
+        return None if read is None else self.crashes.report(read)
 
     async def status_updates(self, fresh: AsyncIterable[HealthResult]) -> AsyncGenerator[StatusReport, None]:
         """At once the last round's status with every server pending (no result at all before the first
@@ -261,6 +303,8 @@ class Watchdog:
                     if (since := spell(watch)) is not None and name not in held
                 }
                 await asyncio.to_thread(store.unsilence_outages, still, kind)
+            crashing = [episode for episode in self.crashes.open_episodes() if episode[0] not in held]
+            await asyncio.to_thread(store.unsilence_processes, crashing)
             pending = await asyncio.to_thread(store.pending_events)
             for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
                 stored = list(group)
@@ -294,6 +338,19 @@ def _down_since(watch: ServerWatch) -> datetime | None:
 
 def _degraded_since(watch: ServerWatch) -> datetime | None:
     return watch.degraded_since
+
+
+def _log_process_event(event: ProcessEvent) -> None:
+    if isinstance(event, CrashLoop):
+        log.warning("Crash loop: pm2 process %s on %s: %s", event.process, event.server, event.reason)
+    else:
+        log.info(
+            "pm2 process %s on %s: %s after %s",
+            event.process,
+            event.server,
+            event.note or "stable again",
+            timedelta(seconds=round(event.duration.total_seconds())),
+        )
 
 
 def _log_event(event: Event) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
 
+from bot.core.crashloop import CrashLoop, ProcessRecovery
+from bot.core.diagnosis import hints
+from bot.core.monitor import Event, Outage, Reminder
 from bot.core.watchdog import Alert
 from bot.discord_bot import outgoing
 from bot.discord_bot.acknowledge import alert_view
 from bot.discord_bot.channels import ConfiguredChannel, PostableChannel
-from bot.discord_bot.embeds import alert_embed
+from bot.discord_bot.embeds import HINT, alert_embed
+from bot.discord_bot.process_embeds import process_alert_embed
 
 if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
@@ -41,11 +46,23 @@ class AlertChannel:
         """The alert as an embed; outages and reminders get Restart and Acknowledge buttons per server, and
         the alerts that page ping DISCORD_ALERT_ROLE_ID. True when posted."""
         settings = self.bot.settings
-        return await self.post(
-            embed=alert_embed(alert.events, alert.acknowledged),
-            view=alert_view(settings, alert.events),
-            ping_role=settings.discord_alert_role_id if alert.pages else None,
-        )
+        ping_role = settings.discord_alert_role_id if alert.pages else None
+        processes = [event for event in alert.events if isinstance(event, CrashLoop | ProcessRecovery)]
+        if processes:  # an alert holds events of one kind: all of pm2's, or none
+            return await self.post(embed=process_alert_embed(processes), ping_role=ping_role)
+        events = [event for event in alert.events if not isinstance(event, CrashLoop | ProcessRecovery)]
+        embed = alert_embed(events, alert.acknowledged)
+        for hint in self._hints(events):
+            embed.add_field(name=f"{HINT} Hint", value=hint, inline=False)
+        return await self.post(embed=embed, view=alert_view(settings, events), ping_role=ping_role)
+
+    def _hints(self, events: Sequence[Event]) -> list[str]:
+        """For one server offline: what its last pm2 list and the reason say together (servers with the gate)."""
+        if len(events) != 1 or not isinstance(events[0], Outage | Reminder):
+            return []
+        event = events[0]
+        report = self.bot.watchdog.process_report(event.server)
+        return hints(report, event.reason, discord.utils.escape_markdown)
 
     async def post(
         self,

@@ -61,7 +61,13 @@ class PoracleBot(commands.Bot):
         self.alerts = AlertChannel(self, settings.discord_alert_channel_id)
         self.live_status = LiveStatus(self, settings.status_channel_id)
         self.watchdog = Watchdog(
-            settings, self.store, service.check_all, self.alerts, service.clock, after_round=[self.live_status.update]
+            settings,
+            self.store,
+            service.check_all,
+            self.alerts,
+            service.clock,
+            after_round=[self.live_status.update],
+            read_processes=service.read_all_processes,
         )
         self.connected = False
 

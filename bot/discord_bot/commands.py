@@ -1,4 +1,5 @@
-"""The `/poracle` slash commands: status, restart, history, mute and unmute."""
+"""The `/poracle` slash commands: status, restart, history, mute and unmute (and, from ProcessCommands,
+processes and logs)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bot.config import ALL, ServerConfig, UnknownServer
 from bot.discord_bot import limits, outgoing
 from bot.discord_bot.access import is_admin, who
 from bot.discord_bot.embeds import history_embeds, mute_embed
+from bot.discord_bot.process_commands import ProcessCommands
 from bot.discord_bot.status_answer import answer_status
 from bot.discord_bot.views import confirm_restart, show_pages
 
@@ -27,7 +29,9 @@ HISTORY_LIMIT = 50  # entries read for /poracle history: five pages
 
 
 @app_commands.guild_only()
-class PoracleCommands(commands.GroupCog, group_name="poracle", group_description="PoracleJS server admin"):
+class PoracleCommands(
+    ProcessCommands, commands.GroupCog, group_name="poracle", group_description="PoracleJS server admin"
+):
     def __init__(self, bot: PoracleBot) -> None:
         self.bot = bot
         super().__init__()
@@ -60,11 +64,19 @@ class PoracleCommands(commands.GroupCog, group_name="poracle", group_description
         )
 
     @app_commands.command(name="restart", description="Restart a PoracleJS server over SSH (asks to confirm)")
-    @app_commands.describe(server=f"The server to restart, or '{ALL}'")
-    async def restart(self, interaction: discord.Interaction[PoracleBot], server: str) -> None:
+    @app_commands.describe(
+        server=f"The server to restart, or '{ALL}'", process="Only this pm2 process (servers with ACCESS=gate)"
+    )
+    @app_commands.autocomplete(process=ProcessCommands.process_names)
+    async def restart(
+        self, interaction: discord.Interaction[PoracleBot], server: str, process: str | None = None
+    ) -> None:
         servers = await self._servers(interaction, server)
-        if servers is not None:
-            await confirm_restart(interaction, servers)
+        if servers is None:
+            return
+        if process is not None and await self._process_refused(interaction, server, servers, process):
+            return
+        await confirm_restart(interaction, servers, process)
 
     @restart.autocomplete("server")
     async def server_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -13,8 +13,10 @@ import discord
 from discord.utils import format_dt
 
 from bot.config import ServerConfig
+from bot.core.diagnosis import hints
 from bot.core.health import Condition, HealthResult, fix
 from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder
+from bot.core.processes import ProcessReport
 from bot.core.service import RestartResult, restart_request
 from bot.core.store import Acknowledgement, DegradedRecord, HistoryEntry, Origin, RestartRecord, ServerHistory
 from bot.core.watchdog import StatusReport
@@ -32,6 +34,8 @@ OFFLINE = "🔴"
 DEGRADED = "🟡"
 MUTED = "🔇"
 RESTART = "🔁"
+PM2 = "⚙️"
+HINT = "💡"
 MAINTENANCE = "🛠️"
 CHECKING = "⏳ checking..."
 ACKNOWLEDGED = "👀"
@@ -125,6 +129,15 @@ def _history_parts(
     return parts
 
 
+def _process_parts(result: HealthResult, report: ProcessReport | None) -> list[str]:
+    """A gate server's pm2 line from the last round, and the hints it and the health check give together."""
+    if report is None:
+        return []
+    escape = discord.utils.escape_markdown
+    offline = None if result.online else result.reason or "no answer"
+    return [f"{PM2} pm2 {escape(report.summary())}", *(f"{HINT} {hint}" for hint in hints(report, offline, escape))]
+
+
 def _status_colour(results: Sequence[HealthResult]) -> discord.Colour:
     if not results:
         return BLURPLE
@@ -156,10 +169,11 @@ def status_embeds(report: StatusReport) -> list[discord.Embed]:
 
     def parts(result: HealthResult) -> list[str]:
         now = _status_line(result, report.down_since.get(result.server), report.degraded_since.get(result.server))
+        pm2 = _process_parts(result, report.processes.get(result.server))
         extra = _history_parts(
             histories.get(result.server), mutes.get(result.server), report.maintenance.get(result.server)
         )
-        return [now, *extra, *([CHECKING] if result.server in pending else [])]
+        return [now, *pm2, *extra, *([CHECKING] if result.server in pending else [])]
 
     rows = [(r.server, parts(r)) for r in results] + [(name, [CHECKING]) for name in unknown]
     if not pending:
@@ -199,28 +213,30 @@ def _chunks(lines: Sequence[str], limit: int) -> list[str]:
     return [*chunks, current] if current else chunks
 
 
-def _targets(servers: Sequence[ServerConfig]) -> str:
-    return ", ".join(server.name for server in servers)
+def _targets(servers: Sequence[ServerConfig], process: str | None = None) -> str:
+    names = ", ".join(server.name for server in servers)
+    return names if process is None else f"{process} on {names}"
 
 
-def restart_prompt_embed(servers: Sequence[ServerConfig], timeout: float) -> discord.Embed:
+def restart_prompt_embed(servers: Sequence[ServerConfig], timeout: float, process: str | None = None) -> discord.Embed:
     embed = discord.Embed(
-        title=f"Restart {_targets(servers)}?",
+        title=f"Restart {_targets(servers, process)}?",
         description=f"Press **Confirm** within {timeout:.0f} s to run the restart command over SSH.",
         colour=ORANGE,
     )
     for server in servers[:FIELDS]:
-        embed.add_field(
-            name=server.name, value=f"`{server.ssh_target}`\n{code_block(restart_request(server), 500)}", inline=False
-        )
+        request = code_block(restart_request(server, process), 500)
+        embed.add_field(name=server.name, value=f"`{server.ssh_target}`\n{request}", inline=False)
     if len(servers) > FIELDS:
         embed.set_footer(text=f"…and {len(servers) - FIELDS} more")
     return embed
 
 
-def restart_state_embed(servers: Sequence[ServerConfig], state: str, colour: discord.Colour) -> discord.Embed:
+def restart_state_embed(
+    servers: Sequence[ServerConfig], state: str, colour: discord.Colour, process: str | None = None
+) -> discord.Embed:
     """The prompt after it was answered or ignored: `restarting...`, `cancelled`, `expired`."""
-    return discord.Embed(title=f"Restart {_targets(servers)}: {state}", colour=colour)
+    return discord.Embed(title=f"Restart {_targets(servers, process)}: {state}", colour=colour)
 
 
 def _result_value(result: RestartResult, output_room: int) -> str:
@@ -247,7 +263,8 @@ def restart_result_embed(results: Sequence[RestartResult]) -> discord.Embed:
     succeeded = sum(result.succeeded for result in results)
     colour = GREEN if succeeded == len(results) else RED if succeeded == 0 else ORANGE
     if len(results) == 1:
-        title = f"{results[0].server}: {results[0].word}"
+        subject = results[0].server if results[0].process is None else f"{results[0].process} on {results[0].server}"
+        title = f"{subject}: {results[0].word}"
     else:
         title = f"Restart of {len(results)} servers: {succeeded} restarted"
     embed = discord.Embed(title=title, colour=colour, timestamp=discord.utils.utcnow())
@@ -263,7 +280,11 @@ def restart_result_embed(results: Sequence[RestartResult]) -> discord.Embed:
 
 def restart_announcement(results: Sequence[RestartResult], user: discord.abc.User) -> str:
     """The alert channel's line, e.g. `Main restarted by @alice: restarted`."""
-    return "\n".join(f"**{r.server}** restarted by {user.mention}: {r.word}" for r in results)
+    return "\n".join(
+        f"{'' if r.process is None else f'pm2 process `{r.process}` of '}**{r.server}** restarted by {user.mention}: "
+        f"{r.word}"
+        for r in results
+    )
 
 
 def outage_embed(event: Outage | Reminder) -> discord.Embed:
@@ -372,7 +393,8 @@ HISTORY_LINE = DESCRIPTION // HISTORY_PAGE - 1
 def _history_line(entry: HistoryEntry) -> str:
     when = format_dt(entry.at, "f")
     if isinstance(entry, RestartRecord):
-        line = f"{RESTART} {when} **{entry.server}** restart {_restart_words(entry)} · {entry.reason}"
+        of = "" if entry.process is None else f" of `{entry.process}`"
+        line = f"{RESTART} {when} **{entry.server}** restart{of} {_restart_words(entry)} · {entry.reason}"
     elif isinstance(entry, DegradedRecord):
         spell = "still degraded" if entry.until is None else f"degraded for {duration(entry.until - entry.since)}"
         line = f"{DEGRADED} {when} **{entry.server}** {spell} · online, {escape(entry.reason)}"

@@ -7,6 +7,7 @@ passes every message through it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ CHOICES = 25
 CHOICE = 100  # an autocomplete choice's name and value
 MODAL_TITLE = 45
 INPUT_LABEL = 45
+ATTACHMENT = 8 * 1024 * 1024  # bytes of one file: the smallest upload limit Discord has given bots
+FILE_NAME = 100  # characters of an attachment's name, kept short and plain
 
 ELLIPSIS = "…"
 
@@ -109,3 +112,15 @@ def _note(embed: discord.Embed, note: str, room: int) -> None:
 def choices(names: Iterable[str]) -> list[discord.app_commands.Choice[str]]:
     """Autocomplete choices: at most 25, each name and value at most 100 characters."""
     return [discord.app_commands.Choice(name=cut(name, CHOICE), value=name[:CHOICE]) for name in names][:CHOICES]
+
+
+def file_bytes(text: str) -> bytes:
+    """`text` as UTF-8, its end kept (a log's newest lines) when longer than an attachment may be."""
+    data = text.encode()
+    return data if len(data) <= ATTACHMENT else data[-ATTACHMENT:].decode(errors="ignore").encode()
+
+
+def file_name(name: str) -> str:
+    """A name Discord shows as it is: letters, digits, `.`, `_` and `-` (others become `_`), at most 100."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._") or "file"
+    return plain[-FILE_NAME:]

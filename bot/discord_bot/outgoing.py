@@ -8,15 +8,28 @@ the operator's alert role (DISCORD_ALERT_ROLE_ID) on the alerts that page: `post
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord.utils import MISSING
 
-from bot.discord_bot.limits import CONTENT, MODAL_TITLE, cut, fit
+from bot.discord_bot.limits import CONTENT, MODAL_TITLE, cut, file_bytes, file_name, fit
 
 Channel = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
+
+
+@dataclass(frozen=True, slots=True)
+class TextFile:
+    """A text attached as a file (a log too long to show): cut to the attachment limit, its end kept."""
+
+    name: str
+    text: str
+
+    def file(self) -> discord.File:
+        return discord.File(io.BytesIO(file_bytes(self.text)), filename=file_name(self.name))
 
 
 def _embeds(embeds: Sequence[discord.Embed] | None) -> Any:
@@ -48,10 +61,15 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
 
 
 async def edit_response(
-    interaction: discord.Interaction, *, embeds: Sequence[discord.Embed] | None = None, view: Any = MISSING
+    interaction: discord.Interaction,
+    *,
+    embeds: Sequence[discord.Embed] | None = None,
+    view: Any = MISSING,
+    attachment: TextFile | None = None,
 ) -> None:
     """Edit the interaction's first answer (its "thinking..." or its prompt); `view=None` removes the buttons."""
-    await interaction.edit_original_response(embeds=_embeds(embeds), view=view)
+    files = MISSING if attachment is None else [attachment.file()]
+    await interaction.edit_original_response(embeds=_embeds(embeds), view=view, attachments=files)
 
 
 async def update_clicked(

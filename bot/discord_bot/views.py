@@ -74,8 +74,11 @@ class ConfirmView(OwnedView):
         await self._choose(interaction, False)
 
 
-async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers: Sequence[ServerConfig]) -> None:
-    """Ask the admin to confirm, then restart and show the result. Both entry points use this flow."""
+async def confirm_restart(
+    interaction: discord.Interaction[PoracleBot], servers: Sequence[ServerConfig], process: str | None = None
+) -> None:
+    """Ask the admin to confirm, then restart (only the pm2 `process`, when given) and show the result. Both
+    entry points use this flow."""
     bot = interaction.client
     service = bot.service
     running = service.running_restart(servers[0]) if len(servers) == 1 else None
@@ -86,19 +89,23 @@ async def confirm_restart(interaction: discord.Interaction[PoracleBot], servers:
         )
         return
     view = ConfirmView(interaction.user, bot.settings.discord_admin_role_ids, bot.confirm_timeout)
-    await outgoing.respond(interaction, embeds=[restart_prompt_embed(servers, bot.confirm_timeout)], view=view)
+    prompt = restart_prompt_embed(servers, bot.confirm_timeout, process)
+    await outgoing.respond(interaction, embeds=[prompt], view=view)
     await view.wait()
     names = ", ".join(server.name for server in servers)
+    names = names if process is None else f"pm2 process {process} of {names}"
     if view.value is None:
         log.info("Restart of %s by %s expired unanswered", names, who(interaction.user))
-        await outgoing.edit_response(interaction, embeds=[state_embed(servers, "expired", GREY)], view=view.disable())
+        expired = state_embed(servers, "expired", GREY, process)
+        await outgoing.edit_response(interaction, embeds=[expired], view=view.disable())
         return
     if not view.value:
         log.info("Restart of %s cancelled by %s", names, who(interaction.user))
-        await outgoing.edit_response(interaction, embeds=[state_embed(servers, "cancelled", GREY)], view=None)
+        await outgoing.edit_response(interaction, embeds=[state_embed(servers, "cancelled", GREY, process)], view=None)
         return
-    await outgoing.edit_response(interaction, embeds=[state_embed(servers, "restarting...", BLURPLE)], view=None)
-    results = await service.restart_many(servers, requester(interaction.user))
+    restarting = state_embed(servers, "restarting...", BLURPLE, process)
+    await outgoing.edit_response(interaction, embeds=[restarting], view=None)
+    results = await service.restart_many(servers, requester(interaction.user), process=process)
     await outgoing.edit_response(interaction, embeds=[restart_result_embed(results)])
     await bot.alerts.post(content=restart_announcement(results, interaction.user))
 

@@ -587,15 +587,23 @@ def migration(number: int) -> str:
     return script.read_text()
 
 
+def older_database(data: Path, version: int) -> sqlite3.Connection:
+    """A database in `data` as a poracle-bot of schema `version` left it, with server A (id 1); the caller
+    adds its rows and closes it."""
+    data.mkdir()
+    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
+    scripts = "".join(migration(number) for number in range(1, version + 1))
+    connection.executescript(f"{scripts}\nPRAGMA user_version = {version};")
+    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    return connection
+
+
 def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> None:
     """Schema 1 kept each hour's latency histogram as JSON text; the figures survive the migration."""
     data = tmp_path / "data"
-    data.mkdir()
     hour = int((NOW - timedelta(hours=2)).timestamp() // 3600)
     old_hour = int((NOW - timedelta(days=3)).timestamp() // 3600)
-    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
-    connection.executescript(migration(1) + "\nPRAGMA user_version = 1;")
-    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    connection = older_database(data, 1)
     # 100 ms is bucket 27 (4 * log2(100) = 26.6), 200 ms bucket 31: 3 answers of 100 ms, 1 of 200 ms, 1 timeout.
     connection.execute("INSERT INTO hourly VALUES (1, ?, 5, 4, ?)", (hour, '{"27":3,"31":1}'))
     connection.execute("INSERT INTO hourly VALUES (1, ?, 5, 0, '{}')", (old_hour,))
@@ -617,10 +625,7 @@ def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> No
 
 def test_restarts_audited_before_schema_3_came_from_discord(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    data.mkdir()
-    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
-    connection.executescript(migration(1) + migration(2) + "\nPRAGMA user_version = 2;")
-    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    connection = older_database(data, 2)
     connection.execute(
         "INSERT INTO restarts(server_id, at, requested_by, outcome, reason) VALUES (1, ?, 'alice (1)', 'restarted', "
         "'exit code 0')",
@@ -668,10 +673,7 @@ def test_pending_events_carry_the_acknowledgement_of_their_outage(store: Store) 
 
 def test_a_version_3_database_gains_acknowledgements_and_keeps_its_outbox(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    data.mkdir()
-    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
-    connection.executescript(migration(1) + migration(2) + migration(3) + "\nPRAGMA user_version = 3;")
-    connection.execute("INSERT INTO servers VALUES (1, 'A')")
+    connection = older_database(data, 3)
     since = (NOW - timedelta(minutes=5)).timestamp()
     connection.execute(
         "INSERT INTO events(round, kind, server_id, reason, since, at) VALUES (1, 'outage', 1, 'x', ?, ?)",

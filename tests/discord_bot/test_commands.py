@@ -49,9 +49,16 @@ async def test_commands_sync_to_the_guild_as_one_guild_only_group(
     assert group["name"] == "poracle"
     assert group.get("contexts") == [0] or group.get("dm_permission") is False
     subcommands = {option["name"]: option for option in group["options"]}
-    assert set(subcommands) == {"status", "restart", "history", "mute", "unmute"}
-    (server,) = subcommands["restart"]["options"]
+    assert set(subcommands) == {"status", "restart", "history", "mute", "unmute", "processes", "logs"}
+    server, process = subcommands["restart"]["options"]
     assert server["name"] == "server" and server["required"] and server["autocomplete"]
+    assert process["name"] == "process" and not process.get("required") and process["autocomplete"]
+    (listed,) = subcommands["processes"]["options"]
+    assert listed["name"] == "server" and listed["required"] and listed["autocomplete"]
+    logs = {option["name"]: option for option in subcommands["logs"]["options"]}
+    assert logs["server"]["required"] and logs["process"]["required"] and not logs["lines"].get("required")
+    assert logs["server"]["autocomplete"] and logs["process"]["autocomplete"]
+    assert (logs["lines"]["min_value"], logs["lines"]["max_value"]) == (1, 200)
     (history_server,) = subcommands["history"]["options"]
     assert not history_server.get("required") and history_server["autocomplete"]
     minutes = {option["name"]: option for option in subcommands["mute"]["options"]}["minutes"]

@@ -33,11 +33,12 @@ def main_env(
 
 
 async def confirmed_restart(
-    discord: DiscordDouble, server: str = "Main", timeout: float = RESTART_TIMEOUT
+    discord: DiscordDouble, server: str = "Main", timeout: float = RESTART_TIMEOUT, **options: str
 ) -> tuple[Message, InteractionRecord]:
-    """alice asks to restart `server` and confirms; returns the final message (with a result) and the record."""
+    """alice asks to restart `server` (with `options`, e.g. process=) and confirms; returns the final message
+    (with a result) and the record."""
     alice = discord.admins[0]
-    record = await discord.slash(alice, "poracle", "restart", server=server)
+    record = await discord.slash(alice, "poracle", "restart", server=server, **options)
     prompt = await record.wait_original()
     await discord.click(alice, prompt, "Confirm")
     final = await record.wait_original(lambda m: is_result(m), timeout=timeout)

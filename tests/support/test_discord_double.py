@@ -6,6 +6,7 @@ protocol discord.py expects, so tests of the real bot exercise what runs in prod
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 
@@ -402,3 +403,16 @@ async def test_gateway_rejects_a_wrong_token_with_4004(discord_double: DiscordDo
         await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 0, "properties": {}}})
         closing = await ws.receive()
         assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 4004
+
+
+async def test_files_are_kept_byte_for_byte_when_sent_and_when_an_edit_adds_them(discord_double: DiscordDouble) -> None:
+    d, seen = discord_double, Seen()
+    async with d.connected(make_bot(d, seen)) as bot:
+        channel = bot.get_partial_messageable(d.channel_id)
+        sent = await channel.send("a log", file=discord.File(io.BytesIO(b"line 1\n"), filename="a.txt"))
+        assert sent.attachments[0].filename == "a.txt" and sent.attachments[0].size == 7
+        assert d.files(d.message(sent.id)) == {"a.txt": b"line 1\n"}
+        await sent.edit(attachments=[*sent.attachments, discord.File(io.BytesIO(b"more"), filename="b.txt")])
+        assert d.files(d.message(sent.id)) == {"a.txt": b"line 1\n", "b.txt": b"more"}
+        await sent.edit(content="no log", attachments=[])
+        assert d.files(d.message(sent.id)) == {}

@@ -187,6 +187,14 @@ class DiscordDouble:
     def message(self, message_id: int) -> Message:
         return self.state.messages[message_id]
 
+    def files(self, message: Message) -> dict[str, bytes]:
+        """The files attached to `message` as it is now: name -> the bytes the bot uploaded."""
+        return {
+            a["filename"]: self.state.uploads[a["url"]]
+            for a in message.attachments
+            if a.get("url") in self.state.uploads
+        }
+
     @property
     def requests(self) -> list[RequestRecord]:
         return self.state.requests

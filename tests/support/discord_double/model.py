@@ -562,6 +562,7 @@ class DiscordState:
         self.guild_commands: dict[int, list[JSON]] = {}
         self.interactions: dict[int, InteractionRecord] = {}
         self.requests: list[RequestRecord] = []
+        self.uploads: dict[str, bytes] = {}  # what was uploaded, by attachment url
 
     # -- change notification
     def changed(self) -> None:

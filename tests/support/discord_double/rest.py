@@ -141,7 +141,7 @@ class RestApi:
         if not request.path.startswith(API_PREFIX):
             return await handler(request)  # the gateway websocket
         path = request.path[len(API_PREFIX) :]
-        body, files = await _read_body(request)
+        body, files = await _read_body(request, self.state)
         self._bodies[id(request)] = (body, files)
         record = RequestRecord(request.method, path, dict(request.query), body)
         self.state.requests.append(record)
@@ -367,7 +367,7 @@ class RestApi:
             return msg
         if msg.author is not self.state.bot_user:
             return error(403, 50005, "Cannot edit a message authored by another user")
-        return await self._edit(msg, self._body(request))
+        return await self._edit(msg, self._body(request), self._files(request))
 
     async def delete_message(self, request: web.Request) -> web.Response:
         msg = self._channel_message(request)
@@ -411,10 +411,15 @@ class RestApi:
             }
         return s.add_message(msg)
 
-    async def _edit(self, msg: Message, body: JSON) -> web.Response:
+    async def _edit(self, msg: Message, body: JSON, files: list[JSON] | None = None) -> web.Response:
         problem = message_problem(body, creating=False)
         if problem:
             return problem
+        if files:
+            # `attachments` of an edit names the existing ones to keep by their id; the new files' entries
+            # carry the index of their upload instead: those are the uploaded files themselves.
+            kept = {str(a.get("id")) for a in body.get("attachments") or []}
+            body = {**body, "attachments": [a for a in msg.attachments if a["id"] in kept] + files}
         msg.apply_edit(body)
         self.state.changed()
         await self._announce("MESSAGE_UPDATE", msg)
@@ -533,7 +538,7 @@ class RestApi:
         if rec.response_type == 5 and original is not None and original.loading:
             # Discord fills the "thinking..." message with the first follow-up; the defer decided
             # whether it is ephemeral.
-            await self._edit(original, {k: v for k, v in body.items() if k != "flags"})
+            await self._edit(original, {k: v for k, v in body.items() if k != "flags"}, self._files(request))
             msg = original
         else:
             flags = int(body.get("flags") or 0) & (EPHEMERAL | _POSTABLE_FLAGS)
@@ -560,7 +565,7 @@ class RestApi:
         found = self._webhook_message(request)
         if isinstance(found, web.Response):
             return found
-        return await self._edit(found[1], self._body(request))
+        return await self._edit(found[1], self._body(request), self._files(request))
 
     async def delete_webhook_message(self, request: web.Request) -> web.Response:
         found = self._webhook_message(request)
@@ -586,19 +591,23 @@ def _interaction_metadata(rec: InteractionRecord, followup_of: int | None) -> JS
     return md
 
 
-async def _read_body(request: web.Request) -> tuple[Any, list[JSON]]:
-    """The JSON body (or ``payload_json`` of a multipart upload) and the uploaded files."""
+async def _read_body(request: web.Request, state: DiscordState) -> tuple[Any, list[JSON]]:
+    """The JSON body (or ``payload_json`` of a multipart upload) and the uploaded files (their bytes kept in
+    ``state.uploads`` by url)."""
     if request.content_type.startswith("multipart/"):
         form = await request.post()
         payload = json.loads(str(form["payload_json"])) if "payload_json" in form else {}
         files: list[JSON] = []
         for key, value in form.items():
             if isinstance(value, web.FileField):
-                size = len(value.file.read())
-                url = f"http://127.0.0.1/attachments/{len(files)}/{value.filename}"
+                data = value.file.read()
+                size = len(data)
+                attachment_id = state.new_id()
+                url = f"http://127.0.0.1/attachments/{attachment_id}/{value.filename}"
+                state.uploads[url] = data
                 files.append(
                     {
-                        "id": str(len(files) + 1),
+                        "id": str(attachment_id),
                         "filename": value.filename,
                         "size": size,
                         "url": url,
