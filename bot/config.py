@@ -111,6 +111,62 @@ def _check_url(value: str) -> str:
     return url.rstrip("/")
 
 
+def _check_push_url(value: SecretStr) -> SecretStr:
+    """PORACLE_HEARTBEAT_URL: an http(s) URL. It carries a secret (the check's key), so no error repeats it."""
+    url = value.get_secret_value().strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. https://hc-ping.com/<your check's uuid>")
+    try:
+        port = parts.port
+        parts.hostname.encode("idna")
+    except (ValueError, UnicodeError):
+        raise ValueError("has an invalid host name or port") from None
+    if port == 0:
+        raise ValueError("has an invalid port (0)")
+    return SecretStr(url)
+
+
+def masked_url(url: str) -> str:
+    """A URL that carries a secret as it may be shown: its scheme, host and port, the rest hidden."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    return f"{parts.scheme}://{host}{port}/********"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 address in brackets: `[::1]:9464`) as (host, port); ValueError says what is wrong."""
+    text = value.strip()
+    example = "e.g. 0.0.0.0:9464, 127.0.0.1:9464 or [::1]:9464"
+    if text.startswith("["):
+        host, bracket, port = text[1:].partition("]:")
+        if not bracket:
+            raise ValueError(f"must be [IPv6 address]:port, {example}")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address; {example}") from None
+    else:
+        host, colon, port = text.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"must be host:port, {example}")
+        if ":" in host:
+            raise ValueError(f"an IPv6 address goes in brackets, {example}")
+        _check_host(host)
+    if not _INTEGER.fullmatch(port) or not 1 <= int(port) <= 65535:
+        raise ValueError(f"the port must be from 1 to 65535, {example}")
+    return host, int(port)
+
+
+def _check_listen(value: str) -> str:
+    parse_listen(value)
+    return value.strip()
+
+
 def _check_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError("must start with /")
@@ -170,6 +226,7 @@ SilenceMinutes = Annotated[int, BeforeValidator(_integer_text), _within(1, 10080
 WindowMinutes = Annotated[int, BeforeValidator(_integer_text), _within(1, 1440, " minutes")]
 Jobs = Annotated[int, BeforeValidator(_integer_text), _within(1, 1_000_000, " jobs")]
 Port = Annotated[int, BeforeValidator(_integer_text), _within(1, 65535)]
+Restarts = Annotated[int, BeforeValidator(_integer_text), _within(1, 100, " restarts")]
 Snowflake = Annotated[int, BeforeValidator(_integer_text), AfterValidator(_check_snowflake)]
 
 
@@ -190,6 +247,7 @@ class ServerConfig(BaseModel):
     access: Access = Access.COMMAND
     maintenance: Annotated[str, AfterValidator(_check_maintenance)] | None = None  # overrides PORACLE_MAINTENANCE
     metrics: Switch = Switch.OFF  # on: also read PoracleNG's <API>/metrics each round (stuck detection)
+    auto_restart: Switch = Switch.OFF  # on: the bot restarts it on its own, within guard rails (autorestart.py)
 
     @field_validator("name")
     @classmethod
@@ -244,6 +302,14 @@ class Settings(BaseModel):
     # not keep up, and once it is full every render and webhook handler upstream blocks (README, Configuration).
     queue_limit: Jobs = Field(180, alias="PORACLE_QUEUE_LIMIT")
     webhook_silence: SilenceMinutes = Field(10, alias="PORACLE_WEBHOOK_SILENCE")
+    # Servers with AUTO_RESTART=on: restarted once in trouble this many minutes, at most LIMIT times in 6 h.
+    auto_restart_after: WindowMinutes = Field(5, alias="PORACLE_AUTO_RESTART_AFTER")
+    auto_restart_limit: Restarts = Field(3, alias="PORACLE_AUTO_RESTART_LIMIT")
+    # Requested after every round (healthchecks.io, Uptime Kuma push): someone watching the watcher.
+    heartbeat_url: Annotated[SecretStr, AfterValidator(_check_push_url)] | None = Field(
+        None, alias="PORACLE_HEARTBEAT_URL"
+    )
+    metrics_listen: Annotated[str, AfterValidator(_check_listen)] | None = Field(None, alias="PORACLE_METRICS_LISTEN")
     servers: tuple[ServerConfig, ...] = ()
 
     _split_ids = field_validator("discord_admin_role_ids", mode="before")(_check_id_list)
@@ -275,6 +341,11 @@ class Settings(BaseModel):
         """The server's maintenance windows: its own, else PORACLE_MAINTENANCE's, in PORACLE_TIMEZONE."""
         return schedule(server.maintenance, self.timezone, self.maintenance)
 
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the bot's own Prometheus metrics are served (PORACLE_METRICS_LISTEN); None: not at all."""
+        return None if self.metrics_listen is None else parse_listen(self.metrics_listen)
+
     def variables(self) -> list[tuple[str, str]]:
         """The effective configuration as (variable, value) pairs, secrets masked."""
         shown: list[tuple[str, str]] = []
@@ -282,7 +353,9 @@ class Settings(BaseModel):
             if field.alias is None:
                 continue
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
+            if name == "heartbeat_url" and value is not None:
+                text = f"{masked_url(value.get_secret_value())} (set)"
+            elif isinstance(value, SecretStr):
                 text = "******** (set)"
             elif isinstance(value, frozenset):
                 text = ",".join(str(item) for item in sorted(value))
@@ -320,9 +393,11 @@ _SERVER_FIELDS = {
     "ACCESS": "access",
     "MAINTENANCE": "maintenance",
     "METRICS": "metrics",
+    "AUTO_RESTART": "auto_restart",
 }
 _SERVER_SUFFIXES = {field: suffix for suffix, field in _SERVER_FIELDS.items()}
 _SETTINGS_ALIASES = {field.alias: name for name, field in Settings.model_fields.items() if field.alias}
+_SECRET_VARIABLES = frozenset({"DISCORD_TOKEN", "PORACLE_HEARTBEAT_URL"})  # never quoted back in an error
 
 
 def read_environment(env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -412,7 +487,8 @@ def _unprintable(env: Mapping[str, str], problems: list[str]) -> dict[str, str]:
 def _describe(error: Any, variable: str) -> str:
     message = "required" if error["type"] == "missing" else str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    shown = f" (got {value!r})" if isinstance(value, str) and error["type"] != "missing" else ""
+    quoted = isinstance(value, str) and error["type"] != "missing" and variable not in _SECRET_VARIABLES
+    shown = f" (got {value!r})" if quoted else ""
     return f"{variable}: {message}{shown}"
 
 
