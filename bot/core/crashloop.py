@@ -69,6 +69,16 @@ ProcessEvent = CrashLoop | ProcessRecovery
 
 
 @dataclass(frozen=True, slots=True)
+class FailingProcess:
+    """A process in trouble in the latest reading (not only in an episode that has yet to end)."""
+
+    name: str
+    pm_id: int
+    since: datetime  # its episode's start
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessRound:
     """What a round leaves the store: the watches of the servers whose list was read (replacing theirs),
     and the events raised."""
@@ -179,6 +189,21 @@ class CrashTracker:
             recent.append(restarts_between(history, read.at - HOUR, HOUR) if len(history) > 1 else None)
         troubles = {name: w.reason for (name, _), w in known.items() if w.trouble_since is not None and w.reason}
         return ProcessReport(read, tuple(recent), troubles)
+
+    def failing(self, read: ProcessRead) -> list[FailingProcess]:
+        """The processes `read` (observed already) finds in trouble: errored, stopped, or restarted too often
+        within the window. An episode outlives its trouble by a window (it must be stable to end); this is what
+        is wrong now. Changes nothing."""
+        known = self.watches.get(read.server, {})
+        found = []
+        for process in read.processes or ():
+            watch = known.get((process.name, process.pm_id))
+            if watch is None or watch.trouble_since is None:
+                continue
+            reason = self._trouble(process, restarts_between(watch.samples, read.at - self.window, self.window))
+            if reason is not None:
+                found.append(FailingProcess(process.name, process.pm_id, watch.trouble_since, reason))
+        return found
 
     def open_episodes(self) -> list[tuple[str, str, datetime]]:
         """(server, process, since) of every episode not over yet."""

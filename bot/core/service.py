@@ -49,6 +49,8 @@ class Requester:
     name: str  # "alice (123456789012345678)" in Discord, the local user on the command line
 
     def __str__(self) -> str:
+        if self.origin is Origin.AUTOMATIC:
+            return f"{self.name} (automatic)"
         return f"{self.name} (command line)" if self.origin is Origin.CLI else self.name
 
 

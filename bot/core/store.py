@@ -22,6 +22,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
+from bot.core.autorestart import NeedsHuman, RailState
 from bot.core.crashloop import CrashLoop, ProcessEvent, ProcessKey, ProcessRecovery, ProcessRound, ProcessWatch
 from bot.core.health import Cause, Condition, HealthResult
 from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder, ServerWatch, State
@@ -35,6 +36,7 @@ _NO_HOUR = 2**62  # after every hour
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's (a CLI restart's audit, say)
 CRASH_LOOP = "crash-loop"  # the events' kinds of pm2 processes
 PROCESS_RECOVERY = "process-recovery"
+NEEDS_HUMAN = "needs-human"  # the guard rails of automatic restarts gave up on a server
 
 
 def _migrations() -> list[str]:
@@ -76,7 +78,7 @@ class Acknowledgement:
 class StoredEvent:
     id: int
     round: int
-    event: Event | ProcessEvent
+    event: Event | ProcessEvent | NeedsHuman
     # Of a recovery (a "healthy" again, a process recovery): how its outage (degraded, crash-loop) alert was
     # settled; None while pending.
     outage_delivery: str | None = None
@@ -126,7 +128,16 @@ class DegradedRecord(OutageRecord):
     """A degraded spell: it answered but refused the bot or was stuck; `until` its end (or its outage)."""
 
 
-HistoryEntry = RestartRecord | OutageRecord  # DegradedRecord included
+@dataclass(frozen=True, slots=True)
+class NeedsHumanRecord:
+    """The guard rails of automatic restarts gave up on a server at `at`."""
+
+    server: str
+    at: datetime
+    reason: str
+
+
+HistoryEntry = RestartRecord | OutageRecord | NeedsHumanRecord  # DegradedRecord included
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +370,87 @@ class Store:
             [(self._round, *self._process_event_row(event), event.process) for event in processes.events],
         )
 
+    # -- automatic restarts
+
+    def load_auto_restarts(self) -> dict[str, RailState]:
+        """What the guard rails of automatic restarts remember of each server."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, attempts, last_attempt, streak, failures, up_since, needs_human_since, "
+                "needs_human_reason FROM auto_restarts JOIN servers ON servers.id = server_id"
+            ).fetchall()
+        states = {}
+        for name, attempts, last, streak, failures, up_since, latched, reason in rows:
+            needs_human = (
+                None if latched is None else NeedsHuman(name, reason or "", datetime.fromtimestamp(latched, UTC))
+            )
+            states[name] = RailState(
+                [datetime.fromtimestamp(at, UTC) for at in json.loads(attempts)],
+                _dt(last),
+                streak,
+                failures,
+                _dt(up_since),
+                needs_human,
+            )
+        return states
+
+    def save_auto_restarts(self, states: Mapping[str, RailState], raised: Sequence[NeedsHuman] = ()) -> None:
+        """The rails' states and the "needs a human" alerts they raised, together: never an alert without its
+        latch (raised again after a bot restart) nor a latch without its alert."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO auto_restarts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        self._server_id(name),
+                        json.dumps([_ts(at) for at in state.attempts]),
+                        state.last_attempt and _ts(state.last_attempt),
+                        state.streak,
+                        state.failures,
+                        state.up_since and _ts(state.up_since),
+                        state.needs_human and _ts(state.needs_human.since),
+                        state.needs_human and state.needs_human.reason,
+                    )
+                    for name, state in states.items()
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO events(round, kind, server_id, reason, since, at) "
+                f"VALUES (?, '{NEEDS_HUMAN}', ?, ?, ?, ?)",
+                [
+                    (self._round, self._server_id(event.server), event.reason, _ts(event.since), _ts(event.since))
+                    for event in raised
+                ],
+            )
+
+    def last_person_restarts(self) -> dict[str, RestartRecord]:
+        """The latest restart of each server by a person (from Discord or the command line), from the audit."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_RESTART_COLUMNS} FROM restarts JOIN servers ON servers.id = server_id WHERE restarts.id IN "
+                f"(SELECT MAX(id) FROM restarts WHERE origin != '{Origin.AUTOMATIC.value}' GROUP BY server_id)"
+            ).fetchall()
+        return {record.server: record for record in map(_restart_record, rows)}
+
+    # -- counts for the bot's own metrics
+
+    def restart_counts(self) -> list[tuple[str, str, str, int]]:
+        """(server, origin, outcome, how many) of every restart in the audit."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, origin, outcome, COUNT(*) FROM restarts JOIN servers ON servers.id = server_id "
+                "GROUP BY server_id, origin, outcome ORDER BY name, origin, outcome"
+            ).fetchall()
+        return [(str(name), str(origin), str(outcome), int(count)) for name, origin, outcome, count in rows]
+
+    def alert_counts(self) -> list[tuple[str, str, int]]:
+        """(kind, delivery, how many) of every alert event: delivered (posted), pending, or settled unposted."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, delivery, COUNT(*) FROM events GROUP BY kind, delivery ORDER BY kind, delivery"
+            ).fetchall()
+        return [(str(kind), str(delivery), int(count)) for kind, delivery, count in rows]
+
     def _event_row(self, event: Event) -> tuple[str, int, str | None, float, float, str | None]:
         server_id = self._server_id(event.server)
         if isinstance(event, Outage):
@@ -464,7 +556,15 @@ class Store:
                 "AND (?1 IS NULL OR name = ?1) ORDER BY o.since DESC LIMIT ?2",
                 (server, limit),
             ).fetchall()
+            given_up = self._db.execute(
+                f"SELECT name, since, reason FROM events JOIN servers ON servers.id = server_id WHERE kind = "
+                f"'{NEEDS_HUMAN}' AND (?1 IS NULL OR name = ?1) ORDER BY since DESC LIMIT ?2",
+                (server, limit),
+            ).fetchall()
         entries: list[HistoryEntry] = [_restart_record(row) for row in restarts]
+        entries += [
+            NeedsHumanRecord(name, datetime.fromtimestamp(at, UTC), reason or "") for name, at, reason in given_up
+        ]
         entries += [
             (DegradedRecord if kind == "degraded" else OutageRecord)(
                 name, datetime.fromtimestamp(since, UTC), reason, _dt(until)
@@ -658,8 +758,10 @@ def _ack(server: str, since: float, by: str | None, at: float | None, reason: st
 
 def _event(
     kind: str, server: str, reason: str | None, since: float, at: float, cause: str | None, process: str | None
-) -> Event | ProcessEvent:
+) -> Event | ProcessEvent | NeedsHuman:
     since_dt, at_dt = datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(at, UTC)
+    if kind == NEEDS_HUMAN:
+        return NeedsHuman(server, reason or "", since_dt)
     if kind == CRASH_LOOP:
         return CrashLoop(server, process or "", reason or "", since_dt)
     if kind == PROCESS_RECOVERY:

@@ -2,7 +2,8 @@
 (all or nothing), apply the mute rules (mutes and maintenance windows alike) and hand the alerts to an
 AlertSink that a front implements. It also answers for the fronts: the status (the last round's at once,
 then fresh), and acknowledgements of outages. Beside the health checks a round reads the pm2 list of every
-server with ACCESS=gate, for the crash-loop tracker.
+server with ACCESS=gate, for the crash-loop tracker; the servers with AUTO_RESTART=on are then handed to the
+guard rails of automatic restarts (selfheal.py), whose restarts run beside the rounds.
 
 Rounds keep to their schedule: after one that overran the interval the missed rounds are skipped, not run
 back to back (two checks a few milliseconds apart would count as an outage). Time comes from a Clock.
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.config import Settings
+from bot.config import Settings, Switch
 from bot.core import heartbeat
+from bot.core.autorestart import NeedsHuman, Trouble, trouble_of
 from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.crashloop import CrashLoop, CrashTracker, ProcessEvent
 from bot.core.health import HealthResult
@@ -29,7 +31,8 @@ from bot.core.heartbeat import Heartbeat
 from bot.core.maintenance import in_maintenance
 from bot.core.monitor import Degraded, Event, Healthy, Monitor, Outage, Reminder, ServerWatch, outage_id
 from bot.core.processes import ProcessRead, ProcessReport
-from bot.core.store import Acknowledgement, ServerHistory, Store
+from bot.core.selfheal import Restarter, RestartNotices, SelfHealer
+from bot.core.store import NEEDS_HUMAN, Acknowledgement, ServerHistory, Store
 from bot.core.stuck import StuckTracker
 
 log = logging.getLogger(__name__)
@@ -39,17 +42,17 @@ log = logging.getLogger(__name__)
 class Alert:
     """The events of one kind raised in one round: what one alert message announces."""
 
-    events: tuple[Event | ProcessEvent, ...]
+    events: tuple[Event | ProcessEvent | NeedsHuman, ...]
     acknowledged: Mapping[str, Acknowledgement] = field(default_factory=dict)  # by server, for recoveries
 
     @property
     def pages(self) -> bool:
-        """Whether it should wake someone (ping DISCORD_ALERT_ROLE_ID): outages and crash loops do;
-        recoveries, reminders and notices do not."""
-        return isinstance(self.events[0], Outage | CrashLoop)
+        """Whether it should wake someone (ping DISCORD_ALERT_ROLE_ID): outages, crash loops and "needs a human"
+        do; recoveries, reminders and notices do not."""
+        return isinstance(self.events[0], Outage | CrashLoop | NeedsHuman)
 
 
-class AlertSink(Protocol):
+class AlertSink(RestartNotices, Protocol):
     """Where alerts go (the Discord front's alert channel). The watchdog decides what and when; the sink posts."""
 
     @property
@@ -105,7 +108,8 @@ RoundHook = Callable[[StatusReport], Awaitable[None]]
 
 class Watchdog:
     """Runs the rounds. `check` is the service's `check_all`, `read_processes` its `read_all_processes`;
-    `after_round` hooks (the live status) get each round's StatusReport and must log their own failures."""
+    `after_round` hooks (the live status) get each round's StatusReport and must log their own failures.
+    `restart` (the service's `restart`) lets the servers with AUTO_RESTART=on be restarted automatically."""
 
     def __init__(
         self,
@@ -117,6 +121,7 @@ class Watchdog:
         *,
         after_round: Sequence[RoundHook] = (),
         read_processes: ReadProcesses | None = None,
+        restart: Restarter | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -140,6 +145,12 @@ class Watchdog:
         )
         self.process_reads: dict[str, ProcessRead] = {}  # the last round's, per server
         self._delivery = asyncio.Lock()  # rounds and a reconnected sink may both deliver: never the same alert twice
+        healing = any(server.auto_restart is Switch.ON for server in settings.servers)
+        self.healer = (
+            SelfHealer(settings, store, clock, restart, sink, self.deliver_pending)
+            if restart is not None and healing
+            else None
+        )
 
     async def run_forever(self) -> None:
         """A round every PORACLE_HEALTH_INTERVAL seconds until cancelled; a failed round is logged, the next
@@ -189,7 +200,11 @@ class Watchdog:
             _log_event(event)
         for process_event in process_events:
             _log_process_event(process_event)
+        healer = self.healer
+        restarts = await healer.decide(self._troubles(results), self._down_since()) if healer else []
         await self.deliver_pending()
+        if healer is not None:
+            healer.launch(restarts)
         if self.after_round:
             report = await self.status(results)
             for hook in self.after_round:
@@ -200,6 +215,31 @@ class Watchdog:
 
     async def _read_processes(self) -> Sequence[ProcessRead]:
         return await self.read_processes() if self.read_processes is not None else ()
+
+    def _troubles(self, results: Sequence[HealthResult]) -> dict[str, Trouble | None]:
+        """What a restart could fix on each server with AUTO_RESTART=on, from the monitor, this round's checks and
+        its pm2 lists."""
+        assert self.healer is not None
+        checked = {result.server: result for result in results}
+        troubles = {}
+        for name in self.healer.servers:
+            read = self.process_reads.get(name)
+            failing = self.crashes.failing(read) if read is not None else []
+            troubles[name] = trouble_of(self.monitor.watches.get(name), checked.get(name), failing)
+        return troubles
+
+    def _down_since(self) -> dict[str, datetime]:
+        return {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
+
+    async def settled(self) -> None:
+        """Wait until no automatic restart runs."""
+        if self.healer is not None:
+            await self.healer.settled()
+
+    async def close(self) -> None:
+        """What runs beside the rounds stops: the automatic restarts still running."""
+        if self.healer is not None:
+            await self.healer.close()
 
     def _keep(self, reads: Sequence[ProcessRead]) -> None:
         """The round's readings for the status; a list that stops (or starts again) being readable is logged
@@ -220,7 +260,7 @@ class Watchdog:
         histories, mutes = await asyncio.gather(
             asyncio.to_thread(self.store.server_histories, now), asyncio.to_thread(self.store.mutes, now)
         )
-        down_since = {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
+        down_since = self._down_since()
         degraded = {n: w.degraded_since for n, w in self.monitor.watches.items() if w.degraded_since is not None}
         processes = {name: self.crashes.report(read) for name, read in self.process_reads.items()}
         return StatusReport(
@@ -305,6 +345,9 @@ class Watchdog:
                 await asyncio.to_thread(store.unsilence_outages, still, kind)
             crashing = [episode for episode in self.crashes.open_episodes() if episode[0] not in held]
             await asyncio.to_thread(store.unsilence_processes, crashing)
+            if self.healer is not None:  # a "needs a human" held back goes out when the hold ends, if still so
+                given_up = {name: n.since for name, n in self.healer.rails.latched().items() if name not in held}
+                await asyncio.to_thread(store.unsilence_outages, given_up, NEEDS_HUMAN)
             pending = await asyncio.to_thread(store.pending_events)
             for _, group in itertools.groupby(pending, key=lambda stored: (stored.round, type(stored.event))):
                 stored = list(group)
