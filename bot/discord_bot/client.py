@@ -68,6 +68,7 @@ class PoracleBot(commands.Bot):
             service.clock,
             after_round=[self.live_status.update],
             read_processes=service.read_all_processes,
+            restart=service.restart,
         )
         self.connected = False
 
@@ -84,6 +85,7 @@ class PoracleBot(commands.Bot):
                 rounds.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await rounds
+                await self.watchdog.close()
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(RestartButton, AckButton)

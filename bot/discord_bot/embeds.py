@@ -13,12 +13,22 @@ import discord
 from discord.utils import format_dt
 
 from bot.config import ServerConfig
+from bot.core.autorestart import NeedsHuman
 from bot.core.diagnosis import hints
 from bot.core.health import Condition, HealthResult, fix
 from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder
 from bot.core.processes import ProcessReport
+from bot.core.selfheal import AutoRestarted
 from bot.core.service import RestartResult, restart_request
-from bot.core.store import Acknowledgement, DegradedRecord, HistoryEntry, Origin, RestartRecord, ServerHistory
+from bot.core.store import (
+    Acknowledgement,
+    DegradedRecord,
+    HistoryEntry,
+    NeedsHumanRecord,
+    Origin,
+    RestartRecord,
+    ServerHistory,
+)
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.limits import DESCRIPTION, EMBED_TOTAL, FIELD_VALUE, FIELDS
 
@@ -39,6 +49,7 @@ HINT = "💡"
 MAINTENANCE = "🛠️"
 CHECKING = "⏳ checking..."
 ACKNOWLEDGED = "👀"
+HUMAN = "🆘"
 PROCESSES_LIMIT = 400  # of a restart result's field: the gate's list of restarted processes
 
 
@@ -91,6 +102,8 @@ def _share(fraction: float) -> str:
 
 
 def _restart_words(record: RestartRecord) -> str:
+    if record.origin is Origin.AUTOMATIC:
+        return f"{format_dt(record.at, 'R')} automatically: **{record.outcome}**"
     by = discord.utils.escape_markdown(record.requested_by)
     if record.origin is Origin.CLI:
         by += " (command line)"
@@ -287,6 +300,36 @@ def restart_announcement(results: Sequence[RestartResult], user: discord.abc.Use
     )
 
 
+def auto_restart_notice(done: AutoRestarted) -> str:
+    """The alert channel's line after an automatic restart, e.g. `🔁 Main restarted automatically: restarted
+    (answers again: yes)`, and on a second line which attempt it was and why."""
+    result = done.result
+    subject = (
+        f"**{result.server}**" if result.process is None else f"pm2 process `{result.process}` of **{result.server}**"
+    )
+    why = "" if result.succeeded else f", {escape(result.reason)}"
+    answer = "not checked" if result.health is None else "yes" if result.health.online else "no"
+    return (
+        f"{RESTART} {subject} restarted automatically: {result.word}{why} (answers again: {answer})\n"
+        f"Attempt {done.attempt} of {done.limit} in 6 h · {escape(done.trouble)}"
+    )
+
+
+def needs_human_embed(events: Sequence[NeedsHuman]) -> discord.Embed:
+    """The bot gave up restarting these servers on its own: someone has to look."""
+    first = events[0]
+    names = ", ".join(event.server for event in events)
+    title = f"{HUMAN} {first.server} needs a human" if len(events) == 1 else f"{HUMAN} Need a human: {names}"
+    embed = discord.Embed(title=title, colour=RED, timestamp=first.since)
+    embed.description = (
+        "No more automatic restarts until someone restarts it (the button below, or `/poracle restart`) or it recovers."
+    )
+    for event in events[:FIELDS]:
+        embed.add_field(name=event.server if len(events) > 1 else "Why", value=escape(event.reason), inline=False)
+    embed.set_footer(text="needs a human")
+    return embed
+
+
 def outage_embed(event: Outage | Reminder) -> discord.Embed:
     still = "still " if isinstance(event, Reminder) else ""
     embed = discord.Embed(title=f"{OFFLINE} {event.server} is {still}offline", colour=RED, timestamp=event.since)
@@ -395,6 +438,8 @@ def _history_line(entry: HistoryEntry) -> str:
     if isinstance(entry, RestartRecord):
         of = "" if entry.process is None else f" of `{entry.process}`"
         line = f"{RESTART} {when} **{entry.server}** restart{of} {_restart_words(entry)} · {entry.reason}"
+    elif isinstance(entry, NeedsHumanRecord):
+        line = f"{HUMAN} {when} **{entry.server}** needs a human · {escape(entry.reason)}"
     elif isinstance(entry, DegradedRecord):
         spell = "still degraded" if entry.until is None else f"degraded for {duration(entry.until - entry.since)}"
         line = f"{DEGRADED} {when} **{entry.server}** {spell} · online, {escape(entry.reason)}"

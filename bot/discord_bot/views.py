@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
-from bot.config import ServerConfig
+from bot.config import ServerConfig, Settings
 from bot.core.service import refusal_reason
 from bot.discord_bot import outgoing
 from bot.discord_bot.access import REFUSAL, is_admin, requester, who
 from bot.discord_bot.embeds import BLURPLE, GREY, restart_announcement, restart_prompt_embed, restart_result_embed
 from bot.discord_bot.embeds import restart_state_embed as state_embed
 from bot.discord_bot.limits import BUTTON_LABEL, cut
+
+BUTTONS = 25  # Discord: five rows of five
 
 if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
@@ -217,3 +219,14 @@ class RestartButton(
 
     async def pressed(self, interaction: discord.Interaction[PoracleBot], server: ServerConfig) -> None:
         await confirm_restart(interaction, [server])
+
+
+def restart_view(settings: Settings, names: Sequence[str]) -> discord.ui.View | None:
+    """A Restart button per configured server of `names` (labelled with its name when there are several)."""
+    servers = [server for name in names if (server := settings.server(name)) is not None]
+    if not servers:
+        return None
+    view = discord.ui.View(timeout=None)
+    for server in servers[:BUTTONS]:
+        view.add_item(RestartButton(server.index, label=server.name if len(servers) > 1 else None))
+    return view

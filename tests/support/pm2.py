@@ -56,6 +56,13 @@ http
 """
 
 
+_WAIT_LISTENING = (
+    'const net = require("net"); const deadline = Date.now() + 15000;'
+    '(function attempt() { const s = net.connect(Number(process.argv[1]), "127.0.0.1", () => process.exit(0));'
+    ' s.on("error", () => (Date.now() < deadline ? setTimeout(attempt, 50) : process.exit(1))); })();'
+)
+
+
 class Pm2Error(RuntimeError):
     pass
 
@@ -82,6 +89,13 @@ class Pm2App:
     def restart_command(self) -> str:
         """Shell command restarting this app (only this PM2_HOME); run it locally or over ssh."""
         return f"PM2_HOME={shlex.quote(str(self.pm2_home))} pm2 restart {shlex.quote(self.name)}"
+
+    @property
+    def restart_until_listening_command(self) -> str:
+        """:attr:`restart_command`, returning once the app listens again (within 15 s; exit 1 if it does not), as
+        a restart that waits for its process to come up would: for a bot whose FakeClock makes its own recovery
+        wait take no real time."""
+        return f"{self.restart_command} && node -e {shlex.quote(_WAIT_LISTENING)} {self.port}"
 
     def pm2(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``pm2 ARGS`` against this app's PM2_HOME (checked)."""

@@ -81,6 +81,7 @@ async def running_bot(
                 await stack.enter_async_context(bot.monitoring())
             else:
                 await stack.enter_async_context(bot.service)
+                stack.push_async_callback(bot.watchdog.close)  # automatic restarts still running, as monitoring()
             await stack.enter_async_context(discord.connected(bot))
             yield bot
     finally:
@@ -89,9 +90,10 @@ async def running_bot(
 
 async def rounds(bot: PoracleBot, count: int, clock: FakeClock | None = None, every: float = 60) -> None:
     """Run `count` monitor rounds now, one after the other (for a bot started with monitor=False); with the
-    bot's FakeClock, `every` seconds apart."""
+    bot's FakeClock, `every` seconds apart. Each waits for the automatic restarts it started to end."""
     for _ in range(count):
         await bot.watchdog.run_round()
+        await bot.watchdog.settled()
         if clock is not None:
             clock.advance(every)
 
