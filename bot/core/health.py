@@ -145,7 +145,7 @@ def _answered(server: str, checked_at: datetime, status: int, latency_ms: float,
     return replace(result, answer=", ".join(said) or None)
 
 
-def _reason(exc: BaseException, timeout: float) -> str:
+def no_answer_reason(exc: BaseException, timeout: float) -> str:
     """Why a server gave no HTTP answer, in words an operator can act on."""
     # Order matters: the DNS, certificate and SSL errors are all ClientConnectorError subclasses.
     if isinstance(exc, TimeoutError):
@@ -213,7 +213,7 @@ class HealthChecker:
                 latency_ms = round((time.perf_counter() - started) * 1000, 1)
                 return _answered(server.name, checked_at, response.status, latency_ms, await _json_body(response))
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
-            return HealthResult(server.name, False, checked_at, reason=_reason(exc, self.timeout))
+            return HealthResult(server.name, False, checked_at, reason=no_answer_reason(exc, self.timeout))
 
     async def _metrics(self, server: ServerConfig) -> PoracleMetrics | MetricsError | None:
         """None without METRICS=on; a MetricsError saying why they could not be read."""
@@ -227,7 +227,7 @@ class HealthChecker:
         except _TooLarge:
             return MetricsError(f"more than {METRICS_BODY_LIMIT // 1024**2} MiB")
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
-            return MetricsError(_reason(exc, self.timeout))
+            return MetricsError(no_answer_reason(exc, self.timeout))
         try:  # in a thread: parsing 100 KiB takes a while, and the loop serves Discord meanwhile
             return await asyncio.to_thread(parse_metrics, data.decode("utf-8", "replace"))
         except MetricsError as exc:

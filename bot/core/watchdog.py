@@ -31,6 +31,7 @@ from bot.core.heartbeat import Heartbeat
 from bot.core.maintenance import in_maintenance
 from bot.core.monitor import Degraded, Event, Healthy, Monitor, Outage, Reminder, ServerWatch, outage_id
 from bot.core.processes import ProcessRead, ProcessReport
+from bot.core.push import HeartbeatPush
 from bot.core.selfheal import Restarter, RestartNotices, SelfHealer
 from bot.core.store import NEEDS_HUMAN, Acknowledgement, ServerHistory, Store
 from bot.core.stuck import StuckTracker
@@ -151,6 +152,8 @@ class Watchdog:
             if restart is not None and healing
             else None
         )
+        url = settings.heartbeat_url
+        self.push = HeartbeatPush(url, settings.health_timeout) if url is not None else None
 
     async def run_forever(self) -> None:
         """A round every PORACLE_HEALTH_INTERVAL seconds until cancelled; a failed round is logged, the next
@@ -211,6 +214,8 @@ class Watchdog:
                 await hook(report)
         await asyncio.to_thread(self.store.prune, self.clock.now())
         self._beat()
+        if self.push is not None:  # a completed round: someone watching the watcher hears of it
+            self.push.after_round()
         return results
 
     async def _read_processes(self) -> Sequence[ProcessRead]:
@@ -237,9 +242,11 @@ class Watchdog:
             await self.healer.settled()
 
     async def close(self) -> None:
-        """What runs beside the rounds stops: the automatic restarts still running."""
+        """What runs beside the rounds stops: the automatic restarts still running, a heartbeat push."""
         if self.healer is not None:
             await self.healer.close()
+        if self.push is not None:
+            await self.push.close()
 
     def _keep(self, reads: Sequence[ProcessRead]) -> None:
         """The round's readings for the status; a list that stops (or starts again) being readable is logged

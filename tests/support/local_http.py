@@ -99,10 +99,18 @@ class HungServer:
 
     port: int
     accepted: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set at each connection
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    async def wait_accepted(self, count: int, timeout: float = 5.0) -> None:
+        """Until `count` connections were accepted in all."""
+        async with asyncio.timeout(timeout):
+            while self.accepted < count:
+                self.arrived.clear()
+                await self.arrived.wait()
 
 
 @contextlib.asynccontextmanager
@@ -112,6 +120,7 @@ async def hung_server() -> AsyncIterator[HungServer]:
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         hung.accepted += 1
+        hung.arrived.set()
         held.add(writer)
         with contextlib.suppress(Exception):
             while await reader.read(4096):
