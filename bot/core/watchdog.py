@@ -26,6 +26,7 @@ from bot.core import heartbeat
 from bot.core.autorestart import NeedsHuman, Trouble, trouble_of
 from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.crashloop import CrashLoop, CrashTracker, ProcessEvent
+from bot.core.exporter import BotMetrics
 from bot.core.health import HealthResult
 from bot.core.heartbeat import Heartbeat
 from bot.core.maintenance import in_maintenance
@@ -154,6 +155,11 @@ class Watchdog:
         )
         url = settings.heartbeat_url
         self.push = HeartbeatPush(url, settings.health_timeout) if url is not None else None
+        self.metrics = (
+            BotMetrics(store, lambda: sink.connected, list(self.healer.servers) if self.healer else (), self._latched)
+            if settings.metrics_address is not None
+            else None
+        )
 
     async def run_forever(self) -> None:
         """A round every PORACLE_HEALTH_INTERVAL seconds until cancelled; a failed round is logged, the next
@@ -181,7 +187,7 @@ class Watchdog:
     async def run_round(self) -> list[HealthResult]:
         """One round; raises if it could not be recorded, after forgetting it (the next one raises its
         outages and recoveries again instead of having moved on without them)."""
-        started = self.clock.now()
+        started, began = self.clock.now(), self.clock.monotonic()
         quiet = dict(self.stuck.quiet)
         checked, reads = await asyncio.gather(self.check(), self._read_processes())
         results = self.stuck.judge(checked, remember=True)
@@ -214,6 +220,8 @@ class Watchdog:
                 await hook(report)
         await asyncio.to_thread(self.store.prune, self.clock.now())
         self._beat()
+        if self.metrics is not None:
+            self.metrics.observe_round(results, self.clock.monotonic() - began, self.clock.now())
         if self.push is not None:  # a completed round: someone watching the watcher hears of it
             self.push.after_round()
         return results
@@ -235,6 +243,10 @@ class Watchdog:
 
     def _down_since(self) -> dict[str, datetime]:
         return {name: w.down_since for name, w in self.monitor.watches.items() if w.down_since is not None}
+
+    def _latched(self) -> list[str]:
+        """The servers whose automatic restarts wait for a person."""
+        return list(self.healer.rails.latched()) if self.healer is not None else []
 
     async def settled(self) -> None:
         """Wait until no automatic restart runs."""

@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ConfigError, Settings
+from bot.core.exporter import serving
 from bot.core.service import PoracleService
 from bot.core.store import Store, StoreError
 from bot.core.watchdog import Watchdog
@@ -77,7 +78,10 @@ class PoracleBot(commands.Bot):
         """The service open and the watchdog's rounds running, whether or not Discord is connected."""
         if not self.alerts.enabled:
             log.warning("DISCORD_ALERT_CHANNEL_ID is not set: outages are logged but not posted")
-        async with self.service:
+        async with self.service, contextlib.AsyncExitStack() as metrics:
+            address = self.settings.metrics_address
+            if self.watchdog.metrics is not None and address is not None:
+                await metrics.enter_async_context(serving(self.watchdog.metrics, *address))
             rounds = asyncio.create_task(self.watchdog.run_forever(), name="poracle-monitor")
             try:
                 yield
