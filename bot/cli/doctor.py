@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -36,6 +37,7 @@ from bot.core import store
 from bot.core.gate_protocol import PROTOCOL, GateHello, hello_command, parse_hello
 from bot.core.health import HealthChecker, HealthResult, fix
 from bot.core.hostkeys import KnownHosts, fingerprint
+from bot.core.push import HeartbeatPush
 from bot.core.ssh import CommandOutcome, ConnectionProblem, GateResult, SshRunner, read_client_key
 from bot.core.stuck import StuckTracker
 
@@ -53,6 +55,10 @@ GATE_INSTALL_FIX = "`poracle-bot gate` prints the three steps that install it"
 NODE_FIX = (
     "node is not on the PATH of SSH commands there: `poracle-bot gate --node=/full/path/to/node` prints a key "
     "line that names it"
+)
+HEARTBEAT_FIX = (
+    "check PORACLE_HEARTBEAT_URL (the ping URL of a healthchecks.io check, or an Uptime Kuma push monitor's URL) "
+    "and that this machine may reach it"
 )
 _NODE_MISSING = re.compile(r"\bnode\b.*(not found|No such file)")
 
@@ -104,13 +110,33 @@ async def diagnose(settings: Settings) -> list[Finding]:
     findings += [_data_dir(settings), host_keys]
     runner = SshRunner(settings)
     async with HealthChecker(settings.health_timeout) as checker:
-        per_server = await asyncio.gather(
+        heartbeat, *per_server = await asyncio.gather(
+            _heartbeat(settings),
             *(
                 _server(settings, checker, runner, s, key_findings[s.ssh_key_path], hosts_readable)
                 for s in settings.servers
-            )
+            ),
         )
-    return findings + [finding for server_findings in per_server for finding in server_findings]
+    return findings + heartbeat + [finding for server_findings in per_server for finding in server_findings]
+
+
+async def _heartbeat(settings: Settings) -> list[Finding]:
+    """PORACLE_HEARTBEAT_URL requested once, as the bot does after each round (the service counts it as a
+    heartbeat), and shown masked: it carries a secret."""
+    if settings.heartbeat_url is None:
+        return []
+    push = HeartbeatPush(settings.heartbeat_url, settings.health_timeout)
+    started = time.perf_counter()
+    try:
+        problem = await push.push()
+    finally:
+        await push.close()
+    if problem is not None:
+        return [Finding(Level.FAIL, "Heartbeat", f"{push.shown} failed: {problem}", HEARTBEAT_FIX)]
+    took = (time.perf_counter() - started) * 1000
+    return [
+        Finding(Level.OK, "Heartbeat", f"{push.shown} answers ({took:.0f} ms); the bot requests it after every round")
+    ]
 
 
 def _discord(settings: Settings) -> list[Finding]:
