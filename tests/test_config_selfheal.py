@@ -3,9 +3,13 @@ PORACLE_HEARTBEAT_URL (a secret: masked, never quoted back) and PORACLE_METRICS_
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import ConfigError, Switch, load_settings
+from tests.support.cli import cli, write_env
+from tests.support.local_http import HttpServer
 
 SERVER = {"PORACLE_SERVER_1_HOST": "192.0.2.10", "PORACLE_SERVER_1_API": "http://192.0.2.10:3030"}
 SECRET = "5f0c1e2a-93b7-4d8e-b1c2-7a6f0e9d4c31"
@@ -94,3 +98,22 @@ def test_the_heartbeat_url_is_masked_wherever_the_configuration_is_shown() -> No
     shown = dict(settings.variables())
     assert shown["PORACLE_HEARTBEAT_URL"] == "https://status.example.org:8443/******** (set)"
     assert SECRET not in repr(settings) and SECRET not in str(settings.variables())
+
+
+async def test_bad_values_stop_the_command_line_at_once_naming_each_and_showing_no_secret(
+    tmp_path: Path, api: HttpServer
+) -> None:
+    write_env(
+        tmp_path,
+        PORACLE_SERVER_1_HOST="127.0.0.1",
+        PORACLE_SERVER_1_API=api.url,
+        PORACLE_SERVER_1_AUTO_RESTART="always",
+        PORACLE_HEARTBEAT_URL=f"hc-ping.com/{SECRET}",
+        PORACLE_METRICS_LISTEN="9464",
+    )
+    run = await cli(tmp_path, "check")
+    assert run.code == 2, run
+    assert api.requests == []  # nothing was checked
+    for variable in ("PORACLE_SERVER_1_AUTO_RESTART", "PORACLE_HEARTBEAT_URL", "PORACLE_METRICS_LISTEN"):
+        assert f"{variable}: " in run.err, run.err
+    assert SECRET not in run.out + run.err
