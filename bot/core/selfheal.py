@@ -138,7 +138,8 @@ class SelfHealer:
                 raised.append(decision)
             self._log(name, decision)
         try:
-            await asyncio.to_thread(store.save_auto_restarts, self._states(), raised)
+            if raised or self.rails.states != before:  # most rounds change nothing: no write then
+                await asyncio.to_thread(store.save_auto_restarts, self._states(), raised)
         except Exception:  # nothing decided is kept, nothing is launched: the next round decides again
             self.rails.states = before
             raise

@@ -211,9 +211,11 @@ class Watchdog:
             _log_process_event(process_event)
         healer = self.healer
         restarts = await healer.decide(self._troubles(results), self._down_since()) if healer else []
-        await self.deliver_pending()
-        if healer is not None:
-            healer.launch(restarts)
+        try:
+            await self.deliver_pending()
+        finally:  # after the round's alerts (the outage before its restart's notice); counted, so never dropped
+            if healer is not None:
+                healer.launch(restarts)
         if self.after_round:
             report = await self.status(results)
             for hook in self.after_round:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from bot.core.monitor import outage_id
 from bot.core.selfheal import AUTOMATIC, AutoRestarted
 from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
-from bot.core.store import Origin, RestartRecord, Store
+from bot.core.store import FILE_NAME, Origin, RestartRecord, Store
 from bot.core.watchdog import Watchdog
 from tests.core.test_watchdog import INTERVAL, Fleet, Sink, settings_for
 from tests.support.clock import START, FakeClock
@@ -274,3 +275,21 @@ async def test_each_decision_is_logged_once_with_its_reason(world: Healing, capl
         "Automatic restart of Main not now: needs a human since 12:35 UTC: "
         "3 automatic restart(s) in 6 h did not bring it back",
     ]
+
+
+async def test_a_decision_the_store_cannot_keep_is_not_carried_out_and_taken_again_next_round(world: Healing) -> None:
+    world.fleet.up["Main"] = False
+    await world.rounds(5)
+    with sqlite3.connect(world.settings.data_dir / FILE_NAME) as db:  # the disk refuses the rails' writes
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON auto_restarts BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+        )
+    with pytest.raises(sqlite3.IntegrityError, match="disk trouble"):
+        await world.rounds(1)
+    assert world.restarts.calls == []  # decided, not kept: not run
+    with sqlite3.connect(world.settings.data_dir / FILE_NAME) as db:
+        db.execute("DROP TRIGGER refuse")
+    world.clock.advance(INTERVAL)
+    await world.rounds(1)
+    assert world.restarts.minutes() == [6]
+    assert [n.attempt for n in world.sink.notices] == [1]  # the refused decision was not counted
