@@ -38,7 +38,7 @@ def watched_env(
 
 
 async def test_the_heartbeat_is_pushed_after_the_rounds_and_the_metrics_are_served(
-    discord_double: DiscordDouble, counter: HttpServer, tmp_path: Path
+    discord_double: DiscordDouble, counter: HttpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
     async with http_server() as receiver:
@@ -53,6 +53,7 @@ async def test_the_heartbeat_is_pushed_after_the_rounds_and_the_metrics_are_serv
             async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
                 text = await response.text()
     assert set(receiver.requests) == {PATH}
+    assert SECRET not in caplog.text  # the log was captured at DEBUG (token_stays_out_of_the_log)
     found = samples(text)
     assert found[("poracle_bot_server_status", (("server", "Main"), ("status", "offline")))] == 1
     assert found[("poracle_bot_server_status", (("server", "Clock"), ("status", "online")))] == 1
