@@ -29,6 +29,7 @@ from bot.config import (
     access_warnings,
     load_settings,
 )
+from bot.core import open_files
 from bot.core.gate_protocol import PROTOCOL, GateHello, hello_command, parse_hello
 from bot.core.health import HealthChecker, HealthResult
 from bot.core.hostkeys import KnownHosts, fingerprint
@@ -90,7 +91,7 @@ async def diagnose(settings: Settings) -> list[Finding]:
     findings += _discord(settings)
     key_findings = {path: _key(path) for path in dict.fromkeys(server.ssh_key_path for server in settings.servers)}
     findings += key_findings.values()
-    findings += [_data_dir(settings), _known_hosts(settings)]
+    findings += [_data_dir(settings), _known_hosts(settings), _open_files(settings)]
     runner = SshRunner(settings)
     async with HealthChecker(settings.health_timeout) as checker:
         per_server = await asyncio.gather(
@@ -141,6 +142,15 @@ def _data_dir(settings: Settings) -> Finding:
         f"{settings.data_dir} cannot be written: the bot could not keep its state and heartbeat",
         WRITABLE_FIX,
     )
+
+
+def _open_files(settings: Settings) -> Finding:
+    """What the bot would find at start-up; raised as the bot raises it, for doctor's own checks of every server."""
+    limit = open_files.ensure(len(settings.servers))
+    problem = limit.problem()
+    if problem is None:
+        return Finding(Level.OK, "Open files", limit.describe())
+    return Finding(Level.FAIL, "Open files", problem, limit.fix())
 
 
 def _known_hosts(settings: Settings) -> Finding:

@@ -14,6 +14,7 @@ import aiohttp
 
 from bot.config import ServerConfig
 from bot.core.clock import SYSTEM_CLOCK, Clock
+from bot.core.open_files import check_slots, soft_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class HealthChecker:
         self.timeout = timeout
         self.clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore()
 
     async def __aenter__(self) -> HealthChecker:
         # No connection limit: a few hung servers must not queue the others behind them.
@@ -64,6 +66,9 @@ class HealthChecker:
         # loop clock, so the default 5 s would wait up to 6 s; the configured timeout is what is waited.
         timeout = aiohttp.ClientTimeout(total=self.timeout, ceil_threshold=math.inf)
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        # Under an open-files limit too low for every server at once, a check waits for a socket (before its
+        # timeout starts) rather than fail with "Too many open files": a false outage. Start-up says so.
+        self._slots = asyncio.Semaphore(check_slots(soft_limit()))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -72,6 +77,10 @@ class HealthChecker:
             self._session = None
 
     async def check(self, server: ServerConfig) -> HealthResult:
+        async with self._slots:
+            return await self._check(server)
+
+    async def _check(self, server: ServerConfig) -> HealthResult:
         if self._session is None:
             raise RuntimeError("HealthChecker used outside 'async with'")
         checked_at = self.clock.now()

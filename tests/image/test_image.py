@@ -160,6 +160,14 @@ def test_doctor_check_and_restart_work_as_the_images_user(
     assert known_hosts.read_text().startswith(sshd.known_hosts_line())
 
 
+def test_the_bot_in_the_image_raises_a_low_soft_open_files_limit_to_the_hard_one(deployment: Deployment) -> None:
+    """The Dockerfile cannot set ulimits: whatever Docker gives, the bot raises its soft limit itself."""
+    done = docker(*deployment.run_argv("doctor", options=("--ulimit=nofile=64:4096",)), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = "[ OK ] Open files: open-files limit 4096 (raised from 64 to the hard limit); 2 server(s) need about 70"
+    assert line in done.stdout.splitlines(), done.stdout
+
+
 def test_gate_prints_the_program_and_the_key_lines_from_the_image(deployment: Deployment) -> None:
     """`docker compose run --rm -T poracle-bot gate --program`: the gate is in the image, byte for byte; the key
     lines come from the mounted root-only keys, as the entrypoint copies them for the bot's user."""
