@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import SERVER_PREFIX, Access, ServerConfig, Settings, access_warnings, load_settings, read_environment
+from bot.core import open_files
 from bot.gate import program_text
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
@@ -62,6 +63,8 @@ def test_compose_passes_every_variable_and_keeps_state() -> None:
     assert "env_file: .env" in text
     assert "restart: unless-stopped" in text
     assert ":/app/data" in text
+    # What the bot's open-files warning tells an operator to set, enough for some 20,000 servers.
+    assert f"nofile: {{soft: {open_files.SUGGESTED}, hard: {open_files.SUGGESTED}}}" in text
     assert ":/app/ssh_key:ro" in (ROOT / "docker-compose.override.example.yml").read_text()
 
 

@@ -88,6 +88,17 @@ async def _check(settings: Settings) -> int:
     return 0 if all(result.condition is Condition.ONLINE for result in results) else EXIT_DEGRADED
 
 
+def _open_files(settings: Settings) -> None:
+    """Raise the open-files limit if every server at once needs more; say so once if it cannot be."""
+    from bot.core import open_files
+
+    limit = open_files.ensure(len(settings.servers))
+    if limit.raised_from is not None:
+        log.info("Open files: %s", limit.describe())
+    if (problem := limit.problem()) is not None:
+        log.warning("%s; %s", problem, limit.fix())
+
+
 def _confirm(question: str) -> bool:
     try:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
@@ -278,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(env)
         for warning in access_warnings(settings):
             log.warning("%s", warning)
+        if args.command in ("check", "restart", "run", "trust"):  # the commands that reach the servers
+            _open_files(settings)
         handlers: dict[str, Callable[[], int]] = {
             "check": lambda: asyncio.run(_check(settings)),
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),

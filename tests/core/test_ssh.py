@@ -12,9 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.core.hostkeys import KnownHosts
 from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, SshRunner
 from bot.core.store import Origin, Store
@@ -256,6 +258,35 @@ async def test_changed_host_key_under_accept_new_is_refused(
     assert str(known_hosts) in result.reason  # tells the operator which file to fix
     assert not ran.exists()
     assert known_hosts.read_bytes() == pinned
+
+
+async def test_an_edit_of_known_hosts_takes_effect_at_the_next_connection(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path
+) -> None:
+    settings = make_settings(sshd, pinned, api.url, f"touch {marker}")
+    runner = SshRunner(settings)  # one runner: it keeps the parsed file between connections
+    assert (await runner.run(settings.servers[0], "true", 10)).succeeded
+    trusted = pinned.read_text()
+    # Another ed25519 key in its place: the same length, so only the text itself tells the edit apart.
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()[1]
+    pinned.write_text(trusted.replace(sshd.host_public_key.split()[1], other))
+    assert len(pinned.read_text()) == len(trusted)
+    result = await runner.run(settings.servers[0], f"touch {marker}", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "CHANGED" in result.reason
+    assert not marker.exists()
+    pinned.write_text(trusted)
+    assert (await runner.run(settings.servers[0], f"touch {marker}", 10)).succeeded
+    assert marker.exists()
+
+
+def test_known_hosts_is_parsed_again_only_when_its_text_changed(sshd: SshServer, pinned: Path) -> None:
+    known_hosts = KnownHosts(pinned)
+    first = known_hosts.load()
+    assert known_hosts.load() is first  # a thousand servers' lines are not parsed again for every connection
+    pinned.write_text("# emptied by hand\n")
+    assert known_hosts.load() is not first
+    assert known_hosts.keys_for(sshd.host, sshd.port) == []
 
 
 async def test_policy_off_connects_and_warns(

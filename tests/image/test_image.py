@@ -170,6 +170,14 @@ def test_the_images_own_time_zone_database_serves_maintenance_windows(deployment
     assert "Europe/Berlin" in out and "sun 02:00-03:00" in out, out
 
 
+def test_the_bot_in_the_image_raises_a_low_soft_open_files_limit_to_the_hard_one(deployment: Deployment) -> None:
+    """The Dockerfile cannot set ulimits: whatever Docker gives, the bot raises its soft limit itself."""
+    done = docker(*deployment.run_argv("doctor", options=("--ulimit=nofile=64:4096",)), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = "[ OK ] Open files: open-files limit 4096 (raised from 64 to the hard limit); 2 server(s) need about 70"
+    assert line in done.stdout.splitlines(), done.stdout
+
+
 def test_gate_prints_the_program_and_the_key_lines_from_the_image(deployment: Deployment) -> None:
     """`docker compose run --rm -T poracle-bot gate --program`: the gate is in the image, byte for byte; the key
     lines come from the mounted root-only keys, as the entrypoint copies them for the bot's user."""

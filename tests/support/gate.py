@@ -67,14 +67,17 @@ def key_options(gate_command: str) -> str:
     return f'restrict,pty,command="{gate_command}"'
 
 
-def connect(server: SshServer) -> contextlib.AbstractAsyncContextManager[asyncssh.SSHClientConnection]:
-    """An asyncssh connection to `server` with its client key, its host key trusted, nothing from ~/.ssh."""
+def connect(
+    server: SshServer, known_hosts: Path | None = None
+) -> contextlib.AbstractAsyncContextManager[asyncssh.SSHClientConnection]:
+    """An asyncssh connection to `server` with its client key, its host key trusted (by `known_hosts` when
+    given, read by asyncssh), nothing from ~/.ssh."""
     return asyncssh.connect(
         server.host,
         port=server.port,
         username=server.user,
         client_keys=[str(server.client_key)],
-        known_hosts=str(server.write_known_hosts()),
+        known_hosts=str(known_hosts or server.write_known_hosts()),
         config=None,
         agent_path=None,
     )
