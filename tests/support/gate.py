@@ -250,6 +250,10 @@ class GateHost:
         pids = running_pids(self.apps["poracle"].pm2_home)
         return {name: pids[f"{name}-{pm_id}"] for name, pm_id in self.pm_ids.items() if f"{name}-{pm_id}" in pids}
 
+    def steady(self) -> dict[str, int]:
+        """The pids of the processes that keep them unless restarted: looper restarts itself, broken is down."""
+        return {name: pid for name, pid in self.running().items() if name in ("poracle", "helper")}
+
     def restarts(self, name: str) -> int:
         return int(self.apps[name].info()["pm2_env"]["restart_time"])
 
