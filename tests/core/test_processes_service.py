@@ -142,7 +142,7 @@ async def test_a_process_name_the_gate_would_refuse_sends_nothing(
     gate_host: GateHost, tmp_path: Path, name: str
 ) -> None:
     settings = settings_of(gate_host, tmp_path)
-    logged_before = gate_host.gate_log.read_text()
+    logged_before = gate_host.log_text()
     before = gate_host.steady()
     async with open_service(settings) as service:
         with pytest.raises(ValueError):
@@ -150,8 +150,8 @@ async def test_a_process_name_the_gate_would_refuse_sends_nothing(
         with pytest.raises(ValueError):
             await service.restart(settings.servers[0], TESTER, process=name)
         assert service.store.history() == []
-    assert gate_host.gate_log.read_text() == logged_before  # the gate was not even asked
-    assert gate_host.running() == before
+    assert gate_host.log_text() == logged_before  # the gate was not even asked
+    assert gate_host.steady() == before and len(before) == 2
 
 
 async def test_a_list_that_does_not_come_in_time_is_a_reason(

@@ -250,6 +250,10 @@ class GateHost:
         pids = running_pids(self.apps["poracle"].pm2_home)
         return {name: pids[f"{name}-{pm_id}"] for name, pm_id in self.pm_ids.items() if f"{name}-{pm_id}" in pids}
 
+    def log_text(self) -> str:
+        """The gate's log so far ("" before the gate's first request)."""
+        return self.gate_log.read_text() if self.gate_log.exists() else ""
+
     def steady(self) -> dict[str, int]:
         """The pids of the processes that keep them unless restarted: looper restarts itself, broken is down."""
         return {name: pid for name, pid in self.running().items() if name in ("poracle", "helper")}
