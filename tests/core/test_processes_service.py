@@ -93,7 +93,7 @@ async def test_a_restart_of_one_process_waits_for_no_other_restart_of_its_target
     gate_host: GateHost, tmp_path: Path
 ) -> None:
     settings = settings_of(gate_host, tmp_path)
-    before = gate_host.running()
+    before = gate_host.steady()
     async with open_service(settings) as service:
         holder = Holder("alice in Discord", ("Main",), datetime.now(UTC))
         held = await service.locks.acquire(restart_lock_key(settings.servers[0]), holder)
