@@ -11,6 +11,15 @@ one asyncssh connection and runs, alternately, one session each of:
 Both go through the same login shell and the same pm2, so the difference is the gate's own cost: one more
 node start, its checks and its log line, and reducing jlist to the named fields. Prints median, min and max of
 each, the difference and the ratio of the medians.
+
+Then the bot's whole round trip through the gate, against a second sshd whose key line forces the gate
+(restrict,pty,command="<gate> --pm2=<pm2>", as `poracle-bot gate` prints it), alternately:
+
+    ours   SshRunner.gate(server, 'poracle-gate 1 processes', parse_processes, pty=False): the key read,
+           known_hosts matched, connect, the request, the answer parsed into typed processes
+    floor  bare asyncssh.connect + conn.run of the same request (known_hosts and key given as paths)
+
+Goal: at most 1.1 x the bare round trip, as for the restart round trip (bench/restart_round_trip.py).
 """
 
 from __future__ import annotations
@@ -20,7 +29,6 @@ import asyncio
 import json
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,13 +40,18 @@ import asyncssh
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `bot` and `tests` are not installed
 
+from figures import alternate_async, describe, ratio  # noqa: E402
+
+from bot.config import load_settings  # noqa: E402
 from bot.core.gate_protocol import parse_processes, processes_command  # noqa: E402
+from bot.core.ssh import SshRunner  # noqa: E402
 from bot.gate import GATE_FILE_NAME  # noqa: E402
-from tests.support.gate import connect  # noqa: E402
+from tests.support.gate import connect, key_options  # noqa: E402
 from tests.support.pm2 import APP_JS  # noqa: E402
 from tests.support.sshd import SshServer, free_port, start_sshd  # noqa: E402
 
 GATE = ROOT / "bot" / "gate" / GATE_FILE_NAME
+GOAL = 1.1
 
 
 def pm2_env(home: Path, pm2: str) -> dict[str, str]:
@@ -67,19 +80,51 @@ async def measure(server: SshServer, gate: str, jlist: str, runs: int, apps: int
         assert len(parse_processes(out).processes) == apps, out
         _, out = await timed(conn, jlist)
         assert len(json.loads(out.strip().splitlines()[-1])) == apps, out[-500:]
-        through_gate: list[float] = []
-        plain: list[float] = []
-        for run in range(runs):  # alternate, and swap who goes first, so drift hits both alike
-            order = [(gate, through_gate), (jlist, plain)]
-            for command, times in order if run % 2 == 0 else reversed(order):
-                seconds, _ = await timed(conn, command)
-                times.append(seconds)
+
+        async def session(command: str) -> float:
+            seconds, _ = await timed(conn, command)
+            return seconds
+
+        # Alternating, who goes first rotating, so that drift hits both alike.
+        through_gate, plain = await alternate_async([lambda: session(gate), lambda: session(jlist)], runs)
         return through_gate, plain
 
 
-def describe(name: str, times: list[float]) -> str:
-    ms = [t * 1000 for t in times]
-    return f"{name:<28} median {statistics.median(ms):7.1f} ms   min {min(ms):7.1f} ms   max {max(ms):7.1f} ms"
+async def round_trips(server: SshServer, runs: int, apps: int) -> tuple[list[float], list[float]]:
+    """The bot's SshRunner.gate against bare asyncssh, each a connection of its own, to the gate-forcing sshd."""
+    known_hosts = server.write_known_hosts()
+    settings = load_settings(
+        {
+            "PORACLE_SSH_KEY_PATH": str(server.client_key),
+            "PORACLE_SSH_KNOWN_HOSTS": str(known_hosts),
+            "PORACLE_SSH_HOST_KEY_POLICY": "strict",
+            "PORACLE_SERVER_1_HOST": server.host,
+            "PORACLE_SERVER_1_API": f"http://{server.host}:1",
+            "PORACLE_SERVER_1_SSH_PORT": str(server.port),
+            "PORACLE_SERVER_1_SSH_USER": server.user,
+            "PORACLE_SERVER_1_ACCESS": "gate",
+        }
+    )
+    runner, target, request = SshRunner(settings), settings.servers[0], processes_command()
+
+    async def bot() -> float:
+        started = time.perf_counter()
+        result = await runner.gate(target, request, parse_processes, 30, pty=False)
+        seconds = time.perf_counter() - started
+        assert result.reply is not None and len(result.reply.processes) == apps, result
+        return seconds
+
+    async def bare() -> float:
+        started = time.perf_counter()
+        async with connect(server, known_hosts) as conn:
+            done = await conn.run(request, check=True)
+        seconds = time.perf_counter() - started
+        assert len(parse_processes(str(done.stdout)).processes) == apps, done.stdout
+        return seconds
+
+    await alternate_async([bot, bare], 1)  # warm-up
+    ours, floor = await alternate_async([bot, bare], runs)
+    return ours, floor
 
 
 def main() -> None:
@@ -93,7 +138,7 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="pm2-"))  # short: pm2's sockets live there
     state = Path(tempfile.mkdtemp(prefix="gate-bench-"))
-    server = None
+    server = gated = None
     try:
         start_pm2(home, args.apps, pm2)
         # HOME elsewhere: no ~/.bashrc in the sessions (on the dev box root's costs ~0.2 s), the same for both.
@@ -105,16 +150,22 @@ def main() -> None:
         through_gate, plain = asyncio.run(measure(server, gate, jlist, args.runs, args.apps))
 
         print(f"process list of {args.apps} pm2 apps over one SSH connection to {server.host}:{server.port}, "
-              f"{args.runs} sessions each")  # fmt: skip
-        print(describe("poracle-gate 1 processes", through_gate))
-        print(describe("pm2 jlist", plain))
-        gate_ms, jlist_ms = statistics.median(through_gate) * 1000, statistics.median(plain) * 1000
-        print(
-            f"the gate's own cost (medians): {gate_ms - jlist_ms:+.1f} ms, ratio gate / jlist {gate_ms / jlist_ms:.2f}"
-        )
+              f"{args.runs} sessions each, alternating")  # fmt: skip
+        print(describe("ours", "poracle-gate 1 processes", through_gate))
+        print(describe("floor", "pm2 jlist", plain))
+        print(ratio(through_gate, plain, what="gate / pm2 jlist (medians)"))
+
+        gated = start_sshd(force_command=False, extra_env=env, authorized_options=key_options(f"{GATE} --pm2={pm2}"))
+        ours, floor = asyncio.run(round_trips(gated, args.runs, args.apps))
+        print(f"the bot's round trip through the gate (connect, processes, exit) to {gated.host}:{gated.port}, "
+              f"{args.runs} runs each, alternating")  # fmt: skip
+        print(describe("ours", "SshRunner.gate processes", ours))
+        print(describe("floor", "asyncssh.connect + conn.run", floor))
+        print(ratio(ours, floor, GOAL))
     finally:
-        if server is not None:
-            server.stop()
+        for sshd in (server, gated):
+            if sshd is not None:
+                sshd.stop()
         subprocess.run([pm2, "kill"], env=pm2_env(home, pm2), capture_output=True, timeout=60)
         shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)

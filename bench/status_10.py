@@ -33,7 +33,7 @@ import yarl  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.core.service import PoracleService  # noqa: E402
 from bot.core.store import Store  # noqa: E402
-from bot.discord_bot.client import PoracleBot  # noqa: E402
+from bot.discord_bot.client import PoracleFront  # noqa: E402
 from tests.support.discord_double import DiscordDouble  # noqa: E402
 from tests.support.local_http import http_server, hung_server  # noqa: E402
 from tests.support.world import status_checked  # noqa: E402
@@ -71,14 +71,15 @@ async def measure(runs: int, answering: int, hung: int) -> tuple[list[float], li
         settings = load_settings(env)
         store = Store.open(settings.data_dir)
         stack.callback(store.close)
-        bot = PoracleBot(PoracleService(settings, store))
+        front = PoracleFront(PoracleService(settings, store))
+        bot = front.new_client()
         first_round = asyncio.Event()
 
         async def round_done(report: object) -> None:
             first_round.set()
 
         bot.watchdog.after_round += (round_done,)
-        async with bot.monitoring(), double.connected(bot):
+        async with front.monitoring(), double.connected(bot):
             await first_round.wait()  # the monitor's first round: the picture the answers start from
             for run in range(1, runs + 1):
                 patches = len(double.requests_to("PATCH", "/webhooks/*/messages/@original"))

@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import SERVER_PREFIX, Access, ServerConfig, Settings, access_warnings, load_settings, read_environment
+from bot.core import open_files
+from bot.core.service import PoracleService
+from bot.core.store import Store
+from bot.discord_bot.client import REPLY_WAIT
 from bot.gate import program_text
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
@@ -62,7 +66,25 @@ def test_compose_passes_every_variable_and_keeps_state() -> None:
     assert "env_file: .env" in text
     assert "restart: unless-stopped" in text
     assert ":/app/data" in text
+    # What the bot's open-files warning tells an operator to set, enough for some 20,000 servers.
+    assert f"nofile: {{soft: {open_files.SUGGESTED}, hard: {open_files.SUGGESTED}}}" in text
     assert ":/app/ssh_key:ro" in (ROOT / "docker-compose.override.example.yml").read_text()
+
+
+def test_compose_gives_a_stopping_bot_the_time_a_running_restart_needs(tmp_path: Path) -> None:
+    # `docker compose stop` sends SIGTERM, then SIGKILL after stop_grace_period: with the default settings a
+    # restart in progress ends and is shown in Discord in between (the service's stop budget, then REPLY_WAIT).
+    text = (ROOT / "docker-compose.yml").read_text()
+    grace = re.search(r"^    stop_grace_period: (\d+)s$", text, re.MULTILINE)
+    assert grace is not None and "    init: true" in text
+    one_server = {"PORACLE_SERVER_1_HOST": "127.0.0.1", "PORACLE_SERVER_1_API": "http://127.0.0.1:9"}
+    settings = load_settings({"PORACLE_DATA_DIR": str(tmp_path), **one_server})
+    store = Store.open(tmp_path)
+    try:
+        needed = PoracleService(settings, store).stop_budget + REPLY_WAIT
+    finally:
+        store.close()
+    assert needed + 10 <= int(grace[1]), f"{needed} s needed, {grace[1]} s given"
 
 
 @pytest.mark.parametrize("document", [".env.example", "README.md"])

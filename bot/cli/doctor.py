@@ -33,7 +33,7 @@ from bot.config import (
     access_warnings,
     load_settings,
 )
-from bot.core import store
+from bot.core import open_files, store
 from bot.core.gate_protocol import PROTOCOL, GateHello, hello_command, parse_hello
 from bot.core.health import HealthChecker, HealthResult, fix
 from bot.core.hostkeys import KnownHosts, fingerprint
@@ -107,7 +107,7 @@ async def diagnose(settings: Settings) -> list[Finding]:
     key_findings = {path: _key(path) for path in dict.fromkeys(server.ssh_key_path for server in settings.servers)}
     findings += key_findings.values()
     host_keys, hosts_readable = _known_hosts(settings)
-    findings += [_data_dir(settings), host_keys]
+    findings += [_data_dir(settings), host_keys, _open_files(settings)]
     runner = SshRunner(settings)
     async with HealthChecker(settings.health_timeout) as checker:
         heartbeat, *per_server = await asyncio.gather(
@@ -202,6 +202,15 @@ def _data_dir(settings: Settings) -> Finding:
             Level.FAIL, "Data", f"{database} is not a SQLite database", "move it away: the bot starts a new one"
         )
     return Finding(Level.OK, "Data", f"{directory} is writable")
+
+
+def _open_files(settings: Settings) -> Finding:
+    """What the bot would find at start-up; raised as the bot raises it, for doctor's own checks of every server."""
+    limit = open_files.ensure(len(settings.servers))
+    problem = limit.problem()
+    if problem is None:
+        return Finding(Level.OK, "Open files", limit.describe())
+    return Finding(Level.FAIL, "Open files", problem, limit.fix())
 
 
 def _is_sqlite(path: Path) -> bool:

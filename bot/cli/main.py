@@ -88,6 +88,17 @@ async def _check(settings: Settings) -> int:
     return 0 if all(result.condition is Condition.ONLINE for result in results) else EXIT_DEGRADED
 
 
+def _open_files(settings: Settings) -> None:
+    """Raise the open-files limit if every server at once needs more; say so once if it cannot be."""
+    from bot.core import open_files
+
+    limit = open_files.ensure(len(settings.servers))
+    if limit.raised_from is not None:
+        log.info("Open files: %s", limit.describe())
+    if (problem := limit.problem()) is not None:
+        log.warning("%s; %s", problem, limit.fix())
+
+
 def _confirm(question: str) -> bool:
     try:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
@@ -163,17 +174,19 @@ def heartbeat_max_age(settings: Settings) -> timedelta:
 
 
 def _healthcheck(settings: Settings) -> int:
+    """Healthy while the monitor's rounds run. Discord being away does not make the bot unhealthy (restarting
+    it would not bring Discord back, and the alerts wait in its outbox): the words say so, e.g.
+    `healthy: monitoring; not connected to Discord for 12 min, 3 alerts waiting`."""
     beat = heartbeat.read(settings.data_dir)
-    problem = (
-        f"no heartbeat in {settings.data_dir}: the bot is not running or has not finished a monitor round"
-        if beat is None
-        else beat.problem(heartbeat_max_age(settings))
-    )
-    if problem is not None:
-        print(f"unhealthy: {problem}", file=sys.stderr)
-        return EXIT_UNHEALTHY
-    print("healthy: connected to Discord, monitor rounds are running")
-    return 0
+    if beat is None:
+        problem = f"no heartbeat in {settings.data_dir}: the bot is not running or has not finished a monitor round"
+    else:
+        problem = beat.problem(heartbeat_max_age(settings)) or ""
+        if not problem:
+            print(f"healthy: {beat.state()}")
+            return 0
+    print(f"unhealthy: {problem}", file=sys.stderr)
+    return EXIT_UNHEALTHY
 
 
 def _run(settings: Settings) -> int:
@@ -232,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument(
         "--node", type=_node_path, metavar="PATH", help="node's full path on the servers, when SSH commands lack it"
     )
-    command("healthcheck", "exit 0 only while the running bot is connected and monitoring")
+    command("healthcheck", "exit 0 while the running bot's monitor rounds run (connected to Discord or not)")
     return parser
 
 
@@ -278,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(env)
         for warning in access_warnings(settings):
             log.warning("%s", warning)
+        if args.command in ("check", "restart", "run", "trust"):  # the commands that reach the servers
+            _open_files(settings)
         handlers: dict[str, Callable[[], int]] = {
             "check": lambda: asyncio.run(_check(settings)),
             "restart": lambda: asyncio.run(_restart(settings, args.server, args.yes)),

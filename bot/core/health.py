@@ -20,6 +20,7 @@ import aiohttp
 from bot.config import ServerConfig
 from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.metrics import MetricsError, PoracleMetrics, count, parse_metrics
+from bot.core.open_files import check_slots, soft_limit
 from bot.core.output import clean_output
 
 HEALTH_BODY_LIMIT = 64 * 1024  # PoracleJS's and PoracleNG's /health bodies are a few dozen bytes
@@ -172,6 +173,7 @@ class HealthChecker:
         self.timeout = timeout
         self.clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore()
 
     async def __aenter__(self) -> HealthChecker:
         # No connection limit: a few hung servers must not queue the others behind them.
@@ -181,6 +183,9 @@ class HealthChecker:
         # loop clock, so the default 5 s would wait up to 6 s; the configured timeout is what is waited.
         timeout = aiohttp.ClientTimeout(total=self.timeout, ceil_threshold=math.inf)
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        # Under an open-files limit too low for every server at once, a check waits for a socket (before its
+        # timeout starts) rather than fail with "Too many open files": a false outage. Start-up says so.
+        self._slots = asyncio.Semaphore(check_slots(soft_limit()))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -195,8 +200,10 @@ class HealthChecker:
         return self._session
 
     async def check(self, server: ServerConfig) -> HealthResult:
-        """/health, and with METRICS=on /metrics at the same time: both within the timeout."""
-        health, metrics = await asyncio.gather(self._health(server), self._metrics(server))
+        """/health, and with METRICS=on /metrics at the same time: both within the timeout. Under a low
+        open-files limit a check waits for a free socket before its timeout starts."""
+        async with self._slots:
+            health, metrics = await asyncio.gather(self._health(server), self._metrics(server))
         if health.condition is not Condition.ONLINE or metrics is None:
             return health
         if isinstance(metrics, MetricsError):

@@ -26,11 +26,16 @@ class KnownHosts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._parsed: tuple[str, asyncssh.SSHKnownHosts] | None = None
 
     def load(self) -> asyncssh.SSHKnownHosts:
         # An empty value would make asyncssh fall back to ~/.ssh/known_hosts: always pass a parsed object.
         text = self.path.read_text() if self.path.is_file() else ""
-        return asyncssh.import_known_hosts(text)
+        # Parsed again only when the text changed: a thousand servers' lines take ~20 ms to parse, in the event
+        # loop, for every connection; reading and comparing them takes well under one.
+        if self._parsed is None or self._parsed[0] != text:
+            self._parsed = (text, asyncssh.import_known_hosts(text))
+        return self._parsed[1]
 
     def malformed_lines(self) -> list[tuple[int, str]]:
         """(line number, why) of each line asyncssh refuses, which makes the whole file unusable, or skips

@@ -33,7 +33,8 @@ from bot.core.autorestart import (
 )
 from bot.core.clock import Clock
 from bot.core.maintenance import in_maintenance
-from bot.core.service import Requester, RestartResult
+from bot.core.service import NOT_STARTED_REASON, Requester, RestartResult
+from bot.core.ssh import CommandOutcome
 from bot.core.store import Origin, Store
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,19 @@ class RestartNotices(Protocol):
 
 
 def outcome(result: RestartResult) -> Outcome:
-    if result.busy:
+    command = result.command
+    if command is None or command.reason == NOT_STARTED_REASON:  # another restart ran, or the bot is stopping
         return Outcome.REFUSED
+    if command.outcome is CommandOutcome.INTERRUPTED:  # the bot was stopped meanwhile: it ran, with no outcome
+        return Outcome.NOT_FIXED
     if not result.succeeded:
         return Outcome.FAILED
     return Outcome.FIXED if result.health is not None and result.health.online else Outcome.NOT_FIXED
 
 
 class SelfHealer:
-    """Runs the rails for the servers with AUTO_RESTART=on. `deliver` is the watchdog's deliver_pending."""
+    """Runs the rails for the servers with AUTO_RESTART=on. `deliver` hands the outbox to the sink now (the
+    watchdog's flush)."""
 
     def __init__(
         self,
@@ -88,7 +93,7 @@ class SelfHealer:
         clock: Clock,
         restart: Restarter,
         notices: RestartNotices,
-        deliver: Callable[[], Awaitable[None]],
+        deliver: Callable[[], Awaitable[object]],
     ) -> None:
         self.servers = {server.name: server for server in settings.servers if server.auto_restart is Switch.ON}
         self.store = store

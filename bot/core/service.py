@@ -7,12 +7,14 @@ and writes every restart into the audit, whoever asked for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
-from collections.abc import AsyncGenerator, Callable, Hashable, Iterable
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from bot.config import ALL, SERVER_PREFIX, Access, ServerConfig, Settings
 from bot.core.clock import SYSTEM_CLOCK, Clock
@@ -30,8 +32,8 @@ from bot.core.health import HealthChecker, HealthResult
 from bot.core.locks import DIR_NAME, Holder, LockDir, Locked, LockError
 from bot.core.processes import LogTail, ProcessRead
 from bot.core.redact import readable
-from bot.core.ssh import CommandOutcome, CommandResult, SshRunner
-from bot.core.store import Origin, RestartRecord, Store
+from bot.core.ssh import CLOSE_WAIT, CommandOutcome, CommandResult, SshRunner
+from bot.core.store import RUNNING, Origin, RestartRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,15 @@ log = logging.getLogger(__name__)
 RECOVERY_WAIT = 60.0
 RECOVERY_POLL = 2.0
 LOG_LINE_LIMIT = 4000  # characters of one log line kept (the gate sends at most 2000)
+# Once the bot is stopping, a restarted server gets this long to answer again: the admin learns the outcome
+# before the bot exits, and Docker's stop_grace_period need not cover the whole RECOVERY_WAIT.
+STOP_RECOVERY_WAIT = 10.0
+INTERRUPTED = "interrupted"
+STOPPED_REASON = "the bot was stopped; outcome unknown"
+CUT_OFF_REASON = "the bot crashed or was killed before it ended; outcome unknown"
+NOT_STARTED_REASON = "not started: the bot is stopping"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,9 @@ class Requester:
 
     origin: Origin
     name: str  # "alice (123456789012345678)" in Discord, the local user on the command line
+    # Where the requester watches the outcome (the front's own reference, e.g. a Discord message), kept with
+    # the audit row: a restart a crash cut off is reported there at the next start.
+    reply: str | None = None
 
     def __str__(self) -> str:
         if self.origin is Origin.AUTOMATIC:
@@ -127,9 +141,12 @@ class RestartResult:
         """The one word (or two) shown for this outcome."""
         if self.command is None:
             return "already restarting"
-        return {CommandOutcome.SUCCEEDED: "restarted", CommandOutcome.TIMED_OUT: "timed out"}.get(
-            self.command.outcome, "failed"
-        )
+        words = {
+            CommandOutcome.SUCCEEDED: "restarted",
+            CommandOutcome.TIMED_OUT: "timed out",
+            CommandOutcome.INTERRUPTED: INTERRUPTED,
+        }
+        return words.get(self.command.outcome, "failed")
 
     @property
     def reason(self) -> str:
@@ -202,6 +219,7 @@ class PoracleService:
         clock: Clock = SYSTEM_CLOCK,
         recovery_wait: float = RECOVERY_WAIT,
         recovery_poll: float = RECOVERY_POLL,
+        stop_recovery_wait: float = STOP_RECOVERY_WAIT,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -210,7 +228,14 @@ class PoracleService:
         self.ssh = SshRunner(settings)
         self.recovery_wait = recovery_wait
         self.recovery_poll = recovery_poll
+        self.stop_recovery_wait = stop_recovery_wait
         self.locks = LockDir(settings.data_dir / DIR_NAME)
+        self._active = 0  # restart_many calls in progress
+        self._idle = asyncio.Event()  # set while there are none
+        self._idle.set()
+        self._running: set[asyncio.Task[tuple[CommandResult, GateRestart | None, list[HealthResult]]]] = set()
+        self._stopping_at: float | None = None  # clock.monotonic() when stop() was called
+        self._interrupted = False
 
     async def __aenter__(self) -> PoracleService:
         await self.health.__aenter__()
@@ -278,6 +303,51 @@ class PoracleService:
             reply.pm_id,
         )
 
+    # -- stopping: the restarts running when the bot is asked to stop
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping_at is not None
+
+    @property
+    def idle(self) -> bool:
+        """No restart is running in this process."""
+        return self._idle.is_set()
+
+    @property
+    def stop_budget(self) -> float:
+        """Seconds a restart running when stop() is called may still take: the login, the command, the
+        shortened recovery wait with its last check, hanging up (per command: entries of one SSH target with
+        different commands run one after another)."""
+        s = self.settings
+        return s.ssh_connect_timeout + s.ssh_timeout + self.stop_recovery_wait + s.health_timeout + CLOSE_WAIT
+
+    def stop(self) -> None:
+        """Start no more restarts; the running ones go on, their recovery wait cut to `stop_recovery_wait`."""
+        if self._stopping_at is None:
+            self._stopping_at = self.clock.monotonic()
+
+    async def wait_restarts(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds for the running restarts to end; True when none runs."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self.idle
+
+    def interrupt(self) -> None:
+        """End the running restarts now, as interrupted: their SSH sessions close, so the remote command gets
+        SIGHUP wherever it was; the requesters and the audit are told the outcome is unknown."""
+        self._interrupted = True
+        for work in self._running:
+            work.cancel()
+
+    async def end_cut_off_restarts(self, origins: Iterable[Origin]) -> int:
+        """Restarts asked for from `origins` that are still RUNNING in the audit: the process that ran them is
+        gone (only one bot runs), so they end as interrupted. How many there were."""
+        count = await asyncio.to_thread(self.store.cut_off_restarts, origins, INTERRUPTED, CUT_OFF_REASON)
+        if count:
+            log.warning("%d restart(s) were cut off when the bot last stopped; audited as interrupted", count)
+        return count
+
     async def restart(
         self, server: ServerConfig, requested_by: Requester, *, process: str | None = None
     ) -> RestartResult:
@@ -286,11 +356,12 @@ class PoracleService:
         (result,) = await self.restart_many([server], requested_by, process=process)
         return result
 
-    async def _audit(self, result: RestartResult, started: datetime) -> None:
+    async def _audit(self, server: str, requested_by: Requester, write: Callable[[], T]) -> T | None:
         try:
-            await asyncio.to_thread(self.store.record_restarts, [result.record(started)])
-        except Exception:  # the restart happened whatever the disk says; the log keeps the record then
-            log.exception("Could not write the restart of %s by %s into the audit", result.server, result.requested_by)
+            return await asyncio.to_thread(write)
+        except Exception:  # the restart happens whatever the disk says; the log keeps the record then
+            log.exception("Could not write the restart of %s by %s into the audit", server, requested_by)
+            return None
 
     async def restart_many(
         self, servers: Iterable[ServerConfig], requested_by: Requester, *, process: str | None = None
@@ -304,9 +375,22 @@ class PoracleService:
         process = None if process is None else process.strip()
         for server in chosen if process is not None else ():
             restart_request(server, process)
-        done = await asyncio.gather(
-            *(self._restart_target(group, requested_by, process) for group in _grouped(chosen, restart_lock_key))
-        )
+        if self.stopping:
+            log.warning(
+                "Restart of %s by %s refused: the bot is stopping", ", ".join(s.name for s in chosen), requested_by
+            )
+            refusal = CommandResult(CommandOutcome.CONNECTION_ERROR, NOT_STARTED_REASON)
+            return [RestartResult(server.name, requested_by, refusal, process=process) for server in chosen]
+        self._active += 1
+        self._idle.clear()
+        try:
+            done = await asyncio.gather(
+                *(self._restart_target(group, requested_by, process) for group in _grouped(chosen, restart_lock_key))
+            )
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
         by_name = {result.server: result for results in done for result in results}
         return [by_name[server.name] for server in chosen]
 
@@ -346,21 +430,65 @@ class PoracleService:
     ) -> list[RestartResult]:
         """One run of the command these entries share (one SSH target, one command), reported and audited
         for each entry, each with the health check of its own API. `not_run`: why nothing could run."""
-        started = self.clock.now()
+        started, began = self.clock.now(), self.clock.monotonic()
         server = servers[0]
         names = ", ".join(entry.name for entry in servers)
         what = names if process is None else f"pm2 process {process} of {names}"
         log.info("Restart of %s requested by %s (%s)", what, requested_by, server.ssh_target)
-        command, gate = (not_run, None) if not_run else await self._run_restart(server, process)
+        # The audit rows first: a restart cut off by a crash is then found at the next start.
+        who = requested_by.origin, requested_by.name
+        running = [RestartRecord(e.name, started, *who, RUNNING, "", None, None, None, process) for e in servers]
+        rows = await self._audit(names, requested_by, lambda: self.store.begin_restarts(running, requested_by.reply))
+        work = asyncio.create_task(self._restart_and_check(servers, process, not_run), name=f"restart {what}")
+        self._running.add(work)
+        if self._interrupted:  # interrupt() came while the rows were written
+            work.cancel()
+        try:
+            command, gate, checks = await work
+        except asyncio.CancelledError:  # interrupt(), or the caller itself was cancelled: the outcome is unknown
+            elapsed = round(self.clock.monotonic() - began, 2)
+            interrupted = CommandResult(CommandOutcome.INTERRUPTED, STOPPED_REASON, duration_s=elapsed)
+            run = (interrupted, None, [None] * len(servers))
+            results = await self._report(servers, requested_by, process, run, started, rows)
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise
+            return results
+        finally:
+            self._running.discard(work)
+        return await self._report(servers, requested_by, process, (command, gate, checks), started, rows)
+
+    async def _restart_and_check(
+        self, servers: list[ServerConfig], process: str | None, not_run: CommandResult | None
+    ) -> tuple[CommandResult, GateRestart | None, list[HealthResult]]:
+        command, gate = (not_run, None) if not_run else await self._run_restart(servers[0], process)
         checks = await asyncio.gather(
             *(self._wait_until_online(entry) if command.succeeded else self.health.check(entry) for entry in servers)
         )
+        return command, gate, checks
+
+    async def _report(
+        self,
+        servers: list[ServerConfig],
+        requested_by: Requester,
+        process: str | None,
+        run: tuple[CommandResult, GateRestart | None, Sequence[HealthResult | None]],
+        started: datetime,
+        rows: Sequence[int] | None,
+    ) -> list[RestartResult]:
+        """The results of one run for each entry, audited (the rows written at the start completed) and logged."""
+        command, gate, checks = run
         results = [
             RestartResult(entry.name, requested_by, command, health, gate=gate, process=process)
             for entry, health in zip(servers, checks, strict=True)
         ]
-        for result, health in zip(results, checks, strict=True):
-            await self._audit(result, started)
+        records = [result.record(started) for result in results]
+        names = ", ".join(result.server for result in results)
+        if rows is None:  # the start could not be written: the whole rows then
+            await self._audit(names, requested_by, lambda: self.store.record_restarts(records))
+        else:
+            await self._audit(names, requested_by, lambda: self.store.end_restarts(zip(rows, records, strict=True)))
+        for result in results:
+            health = result.health
             log.log(
                 logging.INFO if result.succeeded else logging.WARNING,
                 "Restart of %s by %s: %s (%s) in %.1f s; health check: %s",
@@ -369,7 +497,7 @@ class PoracleService:
                 result.word,
                 command.reason,
                 command.duration_s,
-                "online" if health.online else f"offline ({health.reason})",
+                "none" if health is None else "online" if health.online else f"offline ({health.reason})",
             )
         return results
 
@@ -391,6 +519,8 @@ class PoracleService:
         deadline = self.clock.monotonic() + self.recovery_wait
         while True:
             result = await self.health.check(server)
+            if self._stopping_at is not None:
+                deadline = min(deadline, self._stopping_at + self.stop_recovery_wait)
             if result.online or self.clock.monotonic() + self.recovery_poll > deadline:
                 return result
             await self.clock.sleep(self.recovery_poll)

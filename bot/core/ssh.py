@@ -27,15 +27,17 @@ log = logging.getLogger(__name__)
 # the tail a person reads.
 GATE_OUTPUT_KEEP = 1024 * 1024
 ReplyT = TypeVar("ReplyT", bound=GateReply)
+CLOSE_WAIT = 5.0  # seconds to wait for a connection to close after the command ended
 
 
 class CommandOutcome(StrEnum):
-    """The four ways a remote command ends, kept apart: each asks the admin for something else."""
+    """The ways a remote command ends, kept apart: each asks the admin for something else."""
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # it ran and said no (an exit code, a signal)
     TIMED_OUT = "timed out"  # stopped by the bot after PORACLE_SSH_TIMEOUT
     CONNECTION_ERROR = "connection error"  # nothing ran
+    INTERRUPTED = "interrupted"  # the bot was stopped while it ran: whether it finished is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,7 @@ class SshRunner:
         finally:
             conn.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), 5)
+                await asyncio.wait_for(conn.wait_closed(), CLOSE_WAIT)
 
     @contextlib.contextmanager
     def _connection_errors(self, server: ServerConfig) -> Iterator[None]:

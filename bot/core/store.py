@@ -33,6 +33,7 @@ FILE_NAME = "poracle.db"
 SAMPLE_RETENTION = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
 _NO_HOUR = 2**62  # after every hour
+RUNNING = "running"  # the outcome of a restart that has not ended yet
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's (a CLI restart's audit, say)
 CRASH_LOOP = "crash-loop"  # the events' kinds of pm2 processes
 PROCESS_RECOVERY = "process-recovery"
@@ -103,7 +104,7 @@ class RestartRecord:
     at: datetime
     origin: Origin
     requested_by: str  # the Discord user, or the local user of the command line
-    outcome: str  # the word shown: restarted, failed, timed out
+    outcome: str  # the word shown: restarted, failed, timed out, interrupted; RUNNING until it ends
     reason: str
     duration_s: float | None
     exit_code: int | None
@@ -435,11 +436,13 @@ class Store:
     # -- counts for the bot's own metrics
 
     def restart_counts(self) -> list[tuple[str, str, str, int]]:
-        """(server, origin, outcome, how many) of every restart in the audit."""
+        """(server, origin, outcome, how many) of every restart in the audit that has ended (a counter must
+        never go down: a running one's row changes its outcome when it ends)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT name, origin, outcome, COUNT(*) FROM restarts JOIN servers ON servers.id = server_id "
-                "GROUP BY server_id, origin, outcome ORDER BY name, origin, outcome"
+                "WHERE outcome != ? GROUP BY server_id, origin, outcome ORDER BY name, origin, outcome",
+                (RUNNING,),
             ).fetchall()
         return [(str(name), str(origin), str(outcome), int(count)) for name, origin, outcome, count in rows]
 
@@ -516,25 +519,71 @@ class Store:
     def record_restarts(self, records: Iterable[RestartRecord]) -> None:
         """The audit: who restarted what, from where, when, and how it went."""
         with self._transaction():
+            self._db.executemany(_INSERT_RESTART, [self._restart_row(record, None) for record in records])
+
+    def begin_restarts(self, records: Sequence[RestartRecord], reply: str | None) -> list[int]:
+        """The audit rows of restarts starting now (outcome RUNNING), and where their requester watches the
+        outcome (`reply`, a front's reference); the rows' ids, for end_restarts."""
+        rows: list[int] = []
+        with self._transaction():
+            for record in records:
+                row = self._db.execute(_INSERT_RESTART, self._restart_row(record, reply)).lastrowid
+                assert row is not None  # an INSERT always has one
+                rows.append(row)
+        return rows
+
+    def end_restarts(self, ended: Iterable[tuple[int, RestartRecord]]) -> None:
+        """How the restarts of these rows went."""
+        with self._transaction():
             self._db.executemany(
-                "INSERT INTO restarts(server_id, at, origin, requested_by, outcome, reason, exit_code, duration_s, "
-                "healthy_after, process) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        self._server_id(record.server),
-                        _ts(record.at),
-                        record.origin.value,
-                        record.requested_by,
-                        record.outcome,
-                        record.reason,
-                        record.exit_code,
-                        record.duration_s,
-                        None if record.healthy_after is None else int(record.healthy_after),
-                        record.process,
-                    )
-                    for record in records
-                ],
+                "UPDATE restarts SET outcome = ?, reason = ?, exit_code = ?, duration_s = ?, healthy_after = ? "
+                "WHERE id = ?",
+                [(r.outcome, r.reason, r.exit_code, r.duration_s, _flag(r.healthy_after), row) for row, r in ended],
             )
+
+    def cut_off_restarts(self, origins: Iterable[Origin], outcome: str, reason: str) -> int:
+        """Restarts from `origins` still RUNNING, which a process that is gone started: they end as `outcome`
+        with `reason`. How many there were."""
+        with self._transaction():
+            return self._db.executemany(
+                "UPDATE restarts SET outcome = ?, reason = ? WHERE outcome = ? AND origin = ?",
+                [(outcome, reason, RUNNING, origin.value) for origin in origins],
+            ).rowcount
+
+    def unshown_restarts(self, before: datetime) -> dict[str, list[RestartRecord]]:
+        """The restarts started before `before` whose outcome was never shown where their requesters watch it,
+        by that place (restarts asked for together share one); none of a place where one still runs."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT reply, {_RESTART_COLUMNS} FROM restarts JOIN servers ON servers.id = server_id "
+                "WHERE reply IN (SELECT reply FROM restarts WHERE reply IS NOT NULL GROUP BY reply "
+                "HAVING MAX(at) < ? AND SUM(outcome = ?) = 0) ORDER BY restarts.id",
+                (_ts(before), RUNNING),
+            ).fetchall()
+        unshown: dict[str, list[RestartRecord]] = {}
+        for reply, *record in rows:
+            unshown.setdefault(str(reply), []).append(_restart_record(record))
+        return unshown
+
+    def shown(self, reply: str) -> None:
+        """The outcome of the restarts watched at `reply` is shown there: nothing is left to tell."""
+        with self._transaction():
+            self._db.execute("UPDATE restarts SET reply = NULL WHERE reply = ?", (reply,))
+
+    def _restart_row(self, record: RestartRecord, reply: str | None) -> tuple[object, ...]:
+        return (
+            self._server_id(record.server),
+            _ts(record.at),
+            record.origin.value,
+            record.requested_by,
+            record.outcome,
+            record.reason,
+            record.exit_code,
+            record.duration_s,
+            _flag(record.healthy_after),
+            record.process,
+            reply,
+        )
 
     # -- reading history
 
@@ -726,11 +775,19 @@ class Store:
         return deleted
 
 
+_INSERT_RESTART = (
+    "INSERT INTO restarts(server_id, at, origin, requested_by, outcome, reason, exit_code, duration_s, healthy_after, "
+    "process, reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _RESTART_COLUMNS = "name, at, origin, requested_by, outcome, reason, duration_s, exit_code, healthy_after, process"
 _WATCH_COLUMNS = (
     "state, failures, successes, first_failure, down_since, last_alert, degraded, healthy, first_degraded, "
     "degraded_since"
 )
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def _restart_record(row: Sequence[object]) -> RestartRecord:

@@ -67,8 +67,14 @@ class AlertSink(RestartNotices, Protocol):
         """Whether the sink can post now (the heartbeat reports it)."""
         ...
 
+    @property
+    def away_since(self) -> datetime | None:
+        """While not connected: since when (the heartbeat reports it)."""
+        ...
+
     async def send(self, alert: Alert) -> bool:
-        """True once posted; False keeps the alert pending for the next round. Raises only on a bug."""
+        """True once posted; False keeps the alert pending for the next round, or for `flush` when the sink
+        connects again. Raises only on a bug."""
         ...
 
 
@@ -147,11 +153,10 @@ class Watchdog:
         )
         self.process_reads: dict[str, ProcessRead] = {}  # the last round's, per server
         self._delivery = asyncio.Lock()  # rounds and a reconnected sink may both deliver: never the same alert twice
+        self._round_completed_at: datetime | None = None  # of the last round recorded: for the heartbeat
         healing = any(server.auto_restart is Switch.ON for server in settings.servers)
         self.healer = (
-            SelfHealer(settings, store, clock, restart, sink, self.deliver_pending)
-            if restart is not None and healing
-            else None
+            SelfHealer(settings, store, clock, restart, sink, self.flush) if restart is not None and healing else None
         )
         url = settings.heartbeat_url
         self.push = HeartbeatPush(url, settings.health_timeout) if url is not None else None
@@ -212,7 +217,7 @@ class Watchdog:
         healer = self.healer
         restarts = await healer.decide(self._troubles(results), self._down_since()) if healer else []
         try:
-            await self.deliver_pending()
+            waiting = await self.deliver_pending()
         finally:  # after the round's alerts (the outage before its restart's notice); counted, so never dropped
             if healer is not None:
                 healer.launch(restarts)
@@ -221,12 +226,19 @@ class Watchdog:
             for hook in self.after_round:
                 await hook(report)
         await asyncio.to_thread(self.store.prune, self.clock.now())
-        self._beat()
+        self._round_completed_at = self.clock.now()
+        self._beat(self._round_completed_at, waiting)
         if self.metrics is not None:
-            self.metrics.observe_round(results, self.clock.monotonic() - began, self.clock.now())
+            self.metrics.observe_round(results, self.clock.monotonic() - began, self._round_completed_at)
         if self.push is not None:  # a completed round: someone watching the watcher hears of it
             self.push.after_round()
         return results
+
+    async def flush(self) -> None:
+        """Deliver the outbox now, not at the next round: the sink has just connected again."""
+        waiting = await self.deliver_pending()
+        if self._round_completed_at is not None:
+            self._beat(self._round_completed_at, waiting)
 
     async def _read_processes(self) -> Sequence[ProcessRead]:
         return await self.read_processes() if self.read_processes is not None else ()
@@ -346,13 +358,13 @@ class Watchdog:
         since = self.monitor.down_since(server)
         return since if since is not None and outage_id(since) == outage else None
 
-    async def deliver_pending(self) -> None:
+    async def deliver_pending(self) -> int:
         """Hand undelivered alerts to the sink, one per round and kind; stop at the first failure and try again
         later. Alerts of muted servers and of servers in a maintenance window (held alike), reminders of
         acknowledged outages, and alerts with nowhere to go are settled unposted; a server still down when
         its mute or window ends gets its outage alert then, one that came back meanwhile nothing. The recovery
         of an outage that was posted is always posted: a mute set afterwards must not leave "offline" the
-        channel's last word."""
+        channel's last word. Returns how many alerts still wait."""
         async with self._delivery:
             store = self.store
             now = self.clock.now()
@@ -386,12 +398,15 @@ class Watchdog:
                     continue
                 acks = {s.event.server: s.ack for s in loud if s.ack is not None}
                 if not await self.sink.send(Alert(tuple(s.event for s in loud), acks)):
-                    return
+                    return len(pending) - pending.index(loud[0])
                 await asyncio.to_thread(store.mark_events, [s.id for s in loud], "delivered")
+            return 0
 
-    def _beat(self) -> None:
+    def _beat(self, round_completed_at: datetime, waiting: int) -> None:
+        connected = self.sink.connected
+        beat = Heartbeat(round_completed_at, connected, None if connected else self.sink.away_since, waiting)
         try:
-            heartbeat.write(self.settings.data_dir, Heartbeat(self.clock.now(), self.sink.connected))
+            heartbeat.write(self.settings.data_dir, beat)
         except OSError as exc:  # the healthcheck will say so; the monitor itself keeps going
             log.error("Cannot write the heartbeat file in %s: %s", self.settings.data_dir, exc)
 

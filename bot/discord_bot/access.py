@@ -16,8 +16,9 @@ def who(user: discord.abc.User) -> str:
     return f"{user.name} ({user.id})"
 
 
-def requester(user: discord.abc.User) -> Requester:
-    return Requester(Origin.DISCORD, who(user))
+def requester(user: discord.abc.User, reply: str | None = None) -> Requester:
+    """`reply`: the message where the user watches the outcome, as `channel_id/message_id`."""
+    return Requester(Origin.DISCORD, who(user), reply)
 
 
 def is_admin(interaction: discord.Interaction, admin_role_ids: frozenset[int]) -> bool:

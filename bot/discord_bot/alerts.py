@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -22,19 +23,22 @@ from bot.discord_bot.process_embeds import process_alert_embed
 from bot.discord_bot.views import restart_view
 
 if TYPE_CHECKING:
-    from bot.discord_bot.client import PoracleBot
+    from bot.discord_bot.client import PoracleFront
 
 log = logging.getLogger(__name__)
 
 
 class AlertChannel:
-    """Posts to DISCORD_ALERT_CHANNEL_ID. Discord refusing a post is logged and reported as False; anything
-    else (a bug, a dropped connection) propagates to the caller, whose round or command reports it."""
+    """Posts to DISCORD_ALERT_CHANNEL_ID through the front's current client. Discord refusing a post, or being
+    away, is logged and reported as False (the alert waits in the outbox); anything else (a bug) propagates to
+    the caller, whose round or command reports it."""
 
-    def __init__(self, bot: PoracleBot, channel_id: int | None) -> None:
-        self.bot = bot
+    def __init__(self, front: PoracleFront) -> None:
+        self.front = front
+        self.link = front.link
+        channel_id = front.settings.discord_alert_channel_id
         self.channel = (
-            ConfiguredChannel(bot, channel_id, "DISCORD_ALERT_CHANNEL_ID", "post alerts") if channel_id else None
+            ConfiguredChannel(self.link, channel_id, "DISCORD_ALERT_CHANNEL_ID", "post alerts") if channel_id else None
         )
 
     @property
@@ -43,12 +47,16 @@ class AlertChannel:
 
     @property
     def connected(self) -> bool:
-        return self.bot.connected
+        return self.link.connected
+
+    @property
+    def away_since(self) -> datetime | None:
+        return self.link.away_since
 
     async def send(self, alert: Alert) -> bool:
         """The alert as an embed; outages and reminders get Restart and Acknowledge buttons per server, and
         the alerts that page ping DISCORD_ALERT_ROLE_ID. True when posted."""
-        settings = self.bot.settings
+        settings = self.front.settings
         ping_role = settings.discord_alert_role_id if alert.pages else None
         processes = [event for event in alert.events if isinstance(event, CrashLoop | ProcessRecovery)]
         if processes:  # an alert holds events of one kind: all of pm2's, or none
@@ -74,7 +82,7 @@ class AlertChannel:
         if len(events) != 1 or not isinstance(events[0], Outage | Reminder):
             return []
         event = events[0]
-        report = self.bot.watchdog.process_report(event.server)
+        report = self.front.watchdog.process_report(event.server)
         return hints(report, event.reason, discord.utils.escape_markdown)
 
     async def post(

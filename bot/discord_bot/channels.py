@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import discord
 
+from bot.discord_bot.connection import UNREACHABLE, DiscordLink, describe
+
 log = logging.getLogger(__name__)
 
 PostableChannel = discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
@@ -16,18 +18,38 @@ T = TypeVar("T")
 
 
 class ConfiguredChannel:
-    """The channel in `variable` (e.g. DISCORD_ALERT_CHANNEL_ID), used to `purpose` (e.g. "post alerts")."""
+    """The channel in `variable` (e.g. DISCORD_ALERT_CHANNEL_ID), used to `purpose` (e.g. "post alerts"),
+    through the link's current client."""
 
-    def __init__(self, client: discord.Client, channel_id: int, variable: str, purpose: str) -> None:
-        self.client = client
+    def __init__(self, link: DiscordLink, channel_id: int, variable: str, purpose: str) -> None:
+        self.link = link
         self.id = channel_id
         self.variable = variable
         self.purpose = purpose
+        self._unreachable = False  # the last attempt could not reach Discord: logged once until it can
 
     async def attempt(self, action: Callable[[PostableChannel], Awaitable[T]]) -> T | None:
-        """`action` on the channel, or None after logging why Discord refused it."""
+        """`action` on the channel, or None after logging why Discord refused it. Nothing is tried while the
+        bot is not connected to Discord; Discord failing meanwhile (unreachable, 5xx) is logged once, not
+        every round, and once more when it answers again."""
+        client = self.link.client
+        if client is None or not self.link.connected:
+            return None
         try:
-            channel = self.client.get_channel(self.id) or await self.client.fetch_channel(self.id)
+            outcome = await self._attempt(client, action)
+        except UNREACHABLE as exc:
+            if not self._unreachable:
+                log.warning("Cannot reach Discord to %s (%s); trying again later", self.purpose, describe(exc))
+            self._unreachable = True
+            return None
+        if self._unreachable:
+            log.info("Discord answers again: able to %s", self.purpose)
+            self._unreachable = False
+        return outcome
+
+    async def _attempt(self, client: discord.Client, action: Callable[[PostableChannel], Awaitable[T]]) -> T | None:
+        try:
+            channel = client.get_channel(self.id) or await client.fetch_channel(self.id)
             if not isinstance(channel, PostableChannel):
                 log.error("%s %s is not a channel the bot can post in", self.variable, self.id)
                 return None
@@ -41,6 +63,8 @@ class ConfiguredChannel:
             )
         except discord.NotFound:
             log.error("Channel %s does not exist: check %s", self.id, self.variable)
+        except discord.DiscordServerError:
+            raise  # Discord erroring, not refusing: as if it were away
         except discord.HTTPException as exc:
             log.error("Could not %s in channel %s: %s %s", self.purpose, self.id, exc.status, exc.text)
         return None

@@ -19,7 +19,7 @@ from bot.core.health import Condition, HealthResult, fix
 from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder
 from bot.core.processes import ProcessReport
 from bot.core.selfheal import AutoRestarted
-from bot.core.service import RestartResult, restart_request
+from bot.core.service import CUT_OFF_REASON, INTERRUPTED, RestartResult, restart_request
 from bot.core.store import (
     Acknowledgement,
     DegradedRecord,
@@ -288,6 +288,27 @@ def restart_result_embed(results: Sequence[RestartResult]) -> discord.Embed:
         embed.add_field(name=result.server, value=_result_value(result, output_room), inline=False)
     if len(results) > FIELDS:
         embed.set_footer(text=f"…and {len(results) - FIELDS} more; see the log")
+    return embed
+
+
+def restart_audit_embed(records: Sequence[RestartRecord]) -> discord.Embed:
+    """A prompt whose outcome the bot could not show before it stopped (it crashed, was killed, or lost
+    Discord at the end), as the audit has it: the restarts it cut off, those that ended."""
+    names = ", ".join(record.server for record in records)
+    if all(record.reason == CUT_OFF_REASON for record in records):
+        return discord.Embed(title=f"Restart {names}: {INTERRUPTED}: {CUT_OFF_REASON}", colour=GREY)
+    restarted = sum(record.outcome == "restarted" for record in records)
+    if len(records) == 1:
+        title = f"{records[0].server}: {records[0].outcome}"
+    else:
+        title = f"Restart of {len(records)} servers: {restarted} restarted"
+    colour = GREEN if restarted == len(records) else RED if restarted == 0 else ORANGE
+    embed = discord.Embed(title=title, colour=colour)
+    for record in records[:FIELDS]:
+        value = f"**{record.outcome}** · {record.reason}"
+        if record.duration_s is not None:
+            value += f" · {record.duration_s:.1f} s"
+        embed.add_field(name=record.server, value=value, inline=False)
     return embed
 
 

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 
+from bot.core.store import Store
 from bot.core.watchdog import StatusReport
 from bot.discord_bot import outgoing
 from bot.discord_bot.channels import ConfiguredChannel, PostableChannel
+from bot.discord_bot.connection import DiscordLink
 from bot.discord_bot.embeds import status_embeds
 from bot.discord_bot.limits import fit
-
-if TYPE_CHECKING:
-    from bot.discord_bot.client import PoracleBot
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +27,10 @@ MESSAGE_KEY = "live_status_message"
 class LiveStatus:
     """Keeps the status message up to date. Never raises: a failure is logged and tried again next round."""
 
-    def __init__(self, bot: PoracleBot, channel_id: int | None) -> None:
-        self.bot = bot
+    def __init__(self, link: DiscordLink, store: Store, channel_id: int | None) -> None:
+        self.store = store
         self.channel = (
-            ConfiguredChannel(bot, channel_id, "PORACLE_STATUS_CHANNEL_ID", "keep the live status")
+            ConfiguredChannel(link, channel_id, "PORACLE_STATUS_CHANNEL_ID", "keep the live status")
             if channel_id
             else None
         )
@@ -49,7 +47,7 @@ class LiveStatus:
             log.exception("Updating the live status in channel %s failed", self.channel.id)
 
     async def _show(self, channel: PostableChannel, embeds: list[discord.Embed]) -> None:
-        store = self.bot.store
+        store = self.store
         if self._message_id is None:
             stored = await asyncio.to_thread(store.get, MESSAGE_KEY)
             self._message_id = int(stored) if stored and stored.isdigit() else None

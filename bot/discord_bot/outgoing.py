@@ -43,10 +43,10 @@ async def respond(
     embeds: Sequence[discord.Embed] = (),
     view: discord.ui.View | None = None,
     ephemeral: bool = False,
-) -> None:
-    """The first answer to an interaction."""
+) -> discord.InteractionCallbackResponse[Any]:
+    """The first answer to an interaction; what Discord says of it (the message's id)."""
     fitted = fit(content, embeds)
-    await interaction.response.send_message(
+    return await interaction.response.send_message(
         content=fitted.content, embeds=fitted.embeds, view=MISSING if view is None else view, ephemeral=ephemeral
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from bot.config import ServerConfig, Settings
-from bot.core.service import refusal_reason
+from bot.core.service import INTERRUPTED, STOPPED_REASON, refusal_reason
 from bot.discord_bot import outgoing
 from bot.discord_bot.access import REFUSAL, is_admin, requester, who
 from bot.discord_bot.embeds import BLURPLE, GREY, restart_announcement, restart_prompt_embed, restart_result_embed
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from bot.discord_bot.client import PoracleBot
 
 log = logging.getLogger(__name__)
+
+STOPPING = "The bot is stopping; ask again once it is back."
 
 
 class OwnedView(discord.ui.View):
@@ -80,9 +83,12 @@ async def confirm_restart(
     interaction: discord.Interaction[PoracleBot], servers: Sequence[ServerConfig], process: str | None = None
 ) -> None:
     """Ask the admin to confirm, then restart (only the pm2 `process`, when given) and show the result. Both
-    entry points use this flow."""
+    entry points use this flow; a stopping bot waits for it (and ends its prompt)."""
     bot = interaction.client
     service = bot.service
+    if service.stopping:
+        await outgoing.reply_privately(interaction, STOPPING)
+        return
     running = service.running_restart(servers[0]) if len(servers) == 1 else None
     if running is not None:  # in this bot or another process: the command line, a second bot
         reason = refusal_reason(servers[0].name, running)
@@ -91,11 +97,28 @@ async def confirm_restart(
         )
         return
     view = ConfirmView(interaction.user, bot.settings.discord_admin_role_ids, bot.confirm_timeout)
+    with bot.front.restart_flow(view):
+        await _ask_and_restart(interaction, servers, process, view)
+
+
+async def _ask_and_restart(
+    interaction: discord.Interaction[PoracleBot],
+    servers: Sequence[ServerConfig],
+    process: str | None,
+    view: ConfirmView,
+) -> None:
+    bot = interaction.client
+    service = bot.service
     prompt = restart_prompt_embed(servers, bot.confirm_timeout, process)
-    await outgoing.respond(interaction, embeds=[prompt], view=view)
+    sent = await outgoing.respond(interaction, embeds=[prompt], view=view)
     await view.wait()
     names = ", ".join(server.name for server in servers)
     names = names if process is None else f"pm2 process {process} of {names}"
+    if service.stopping:  # the prompt was ended by the bot's stop, or answered just before it
+        log.info("Restart of %s by %s not started: the bot is stopping", names, who(interaction.user))
+        stopping = state_embed(servers, "not restarted: the bot is stopping", GREY, process)
+        await outgoing.edit_response(interaction, embeds=[stopping], view=None)
+        return
     if view.value is None:
         log.info("Restart of %s by %s expired unanswered", names, who(interaction.user))
         expired = state_embed(servers, "expired", GREY, process)
@@ -107,8 +130,16 @@ async def confirm_restart(
         return
     restarting = state_embed(servers, "restarting...", BLURPLE, process)
     await outgoing.edit_response(interaction, embeds=[restarting], view=None)
-    results = await service.restart_many(servers, requester(interaction.user), process=process)
-    await outgoing.edit_response(interaction, embeds=[restart_result_embed(results)])
+    # Kept with the audit rows: a bot that crashes meanwhile edits this message at its next start.
+    reply = f"{interaction.channel_id}/{sent.message_id}" if interaction.channel_id and sent.message_id else None
+    results = await service.restart_many(servers, requester(interaction.user, reply), process=process)
+    if all(result.word == INTERRUPTED for result in results):
+        embed = state_embed(servers, f"{INTERRUPTED}: {STOPPED_REASON}", GREY, process)
+    else:
+        embed = restart_result_embed(results)
+    await outgoing.edit_response(interaction, embeds=[embed])
+    if reply is not None:
+        await asyncio.to_thread(bot.store.shown, reply)
     await bot.alerts.post(content=restart_announcement(results, interaction.user))
 
 

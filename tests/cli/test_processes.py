@@ -60,11 +60,11 @@ async def test_bad_input_is_refused_and_nothing_is_sent(
     gate_host: GateHost, tmp_path: Path, args: tuple[str, ...], code: int, words: str
 ) -> None:
     write_env(tmp_path, **bot_env(gate_host.server, tmp_path, gate_host.api))
-    gate_log = gate_host.gate_log.read_text()
+    gate_log = gate_host.log_text()
     run = await cli(tmp_path, *args)
     assert (run.code, run.out) == (code, ""), run
     assert words in run.err
-    assert gate_host.gate_log.read_text() == gate_log
+    assert gate_host.log_text() == gate_log
 
 
 async def test_a_server_in_command_mode_is_sent_nothing(

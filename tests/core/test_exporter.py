@@ -17,7 +17,7 @@ from bot.core.autorestart import NeedsHuman, RailState
 from bot.core.exporter import BotMetrics, serving
 from bot.core.health import Cause, HealthResult
 from bot.core.monitor import Outage, ServerWatch, State
-from bot.core.store import Origin, RestartRecord, Store
+from bot.core.store import RUNNING, Origin, RestartRecord, Store
 from tests.support.scrape import Samples, samples
 from tests.support.sshd import free_port
 
@@ -81,7 +81,7 @@ def test_a_round_sets_each_servers_status_latency_and_last_check(store: Store) -
 
 
 def test_restarts_by_origin_and_outcome_and_alerts_posted_and_pending_come_from_the_store(store: Store) -> None:
-    origins = [(Origin.DISCORD, "restarted"), (Origin.CLI, "failed"), (Origin.CLI, "failed")]
+    origins = [(Origin.DISCORD, "restarted"), (Origin.CLI, "failed"), (Origin.CLI, "failed"), (Origin.CLI, RUNNING)]
     store.record_restarts([restart(origin, outcome) for origin, outcome in [*origins, (Origin.AUTOMATIC, "timed out")]])
     store.record_round(
         [HealthResult("Main", False, NOW, reason="refused")],
@@ -95,7 +95,7 @@ def test_restarts_by_origin_and_outcome_and_alerts_posted_and_pending_come_from_
     metrics = BotMetrics(store, lambda: True, ["Main", "Other"], lambda: ["Main"])
     found = rendered(metrics)
     restarts = {labels: value for (name, labels), value in found.items() if name == "poracle_bot_restarts_total"}
-    assert restarts == {
+    assert restarts == {  # not the one still running: it is counted once it ends
         (("origin", "automatic"), ("outcome", "timed out"), ("server", "Main")): 1,
         (("origin", "cli"), ("outcome", "failed"), ("server", "Main")): 2,
         (("origin", "discord"), ("outcome", "restarted"), ("server", "Main")): 1,

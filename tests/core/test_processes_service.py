@@ -93,7 +93,7 @@ async def test_a_restart_of_one_process_waits_for_no_other_restart_of_its_target
     gate_host: GateHost, tmp_path: Path
 ) -> None:
     settings = settings_of(gate_host, tmp_path)
-    before = gate_host.running()
+    before = gate_host.steady()
     async with open_service(settings) as service:
         holder = Holder("alice in Discord", ("Main",), datetime.now(UTC))
         held = await service.locks.acquire(restart_lock_key(settings.servers[0]), holder)
@@ -101,7 +101,7 @@ async def test_a_restart_of_one_process_waits_for_no_other_restart_of_its_target
         with held:
             result = await service.restart(settings.servers[0], TESTER, process="helper")
     assert result.busy and result.word == "already restarting" and result.process == "helper"
-    assert gate_host.running() == before
+    assert gate_host.steady() == before and len(before) == 2
 
 
 async def test_the_log_is_redacted_by_the_gate_and_again_by_the_bot(
@@ -142,16 +142,16 @@ async def test_a_process_name_the_gate_would_refuse_sends_nothing(
     gate_host: GateHost, tmp_path: Path, name: str
 ) -> None:
     settings = settings_of(gate_host, tmp_path)
-    logged_before = gate_host.gate_log.read_text()
-    before = gate_host.running()
+    logged_before = gate_host.log_text()
+    before = gate_host.steady()
     async with open_service(settings) as service:
         with pytest.raises(ValueError):
             await service.read_logs(settings.servers[0], name, 10)
         with pytest.raises(ValueError):
             await service.restart(settings.servers[0], TESTER, process=name)
         assert service.store.history() == []
-    assert gate_host.gate_log.read_text() == logged_before  # the gate was not even asked
-    assert gate_host.running() == before
+    assert gate_host.log_text() == logged_before  # the gate was not even asked
+    assert gate_host.steady() == before and len(before) == 2
 
 
 async def test_a_list_that_does_not_come_in_time_is_a_reason(

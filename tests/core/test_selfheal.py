@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from bot.config import ServerConfig
-from bot.core.autorestart import NeedsHuman
+from bot.core.autorestart import NeedsHuman, Outcome
 from bot.core.health import HealthResult
 from bot.core.locks import Holder, Locked
 from bot.core.monitor import outage_id
-from bot.core.selfheal import AUTOMATIC, AutoRestarted
-from bot.core.service import Requester, RestartResult
+from bot.core.selfheal import AUTOMATIC, AutoRestarted, outcome
+from bot.core.service import NOT_STARTED_REASON, STOPPED_REASON, Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import FILE_NAME, Origin, RestartRecord, Store
 from bot.core.watchdog import Watchdog
@@ -293,3 +293,24 @@ async def test_a_decision_the_store_cannot_keep_is_not_carried_out_and_taken_aga
     await world.rounds(1)
     assert world.restarts.minutes() == [6]
     assert [n.attempt for n in world.sink.notices] == [1]  # the refused decision was not counted
+
+
+@pytest.mark.parametrize(
+    ("command", "online", "expected"),
+    [
+        (CommandResult(CommandOutcome.SUCCEEDED, "exit code 0"), True, Outcome.FIXED),
+        (CommandResult(CommandOutcome.SUCCEEDED, "exit code 0"), False, Outcome.NOT_FIXED),
+        (CommandResult(CommandOutcome.FAILED, "exit code 1"), False, Outcome.FAILED),
+        (CommandResult(CommandOutcome.TIMED_OUT, "timed out after 30 s"), False, Outcome.FAILED),
+        (CommandResult(CommandOutcome.CONNECTION_ERROR, "SSH key rejected"), False, Outcome.FAILED),
+        # The bot is stopping: nothing ran, so nothing counts; stopped mid-way: it ran, how it went is unknown.
+        (CommandResult(CommandOutcome.CONNECTION_ERROR, NOT_STARTED_REASON), False, Outcome.REFUSED),
+        (CommandResult(CommandOutcome.INTERRUPTED, STOPPED_REASON), False, Outcome.NOT_FIXED),
+        (None, False, Outcome.REFUSED),  # another restart of it was running
+    ],
+)
+def test_what_a_restart_result_means_to_the_rails(
+    command: CommandResult | None, online: bool, expected: Outcome
+) -> None:
+    health = HealthResult("Main", online, START)
+    assert outcome(RestartResult("Main", AUTOMATIC, command, health)) is expected

@@ -12,16 +12,19 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from bot.config import Settings, load_settings
-from bot.core.service import Requester, RestartResult
+from bot.core.hostkeys import KnownHosts
+from bot.core.service import NOT_STARTED_REASON, STOPPED_REASON, Requester, RestartResult
 from bot.core.ssh import CommandOutcome, SshRunner
 from bot.core.store import Origin, Store
-from tests.support.fixtures import TESTER, SlowRestart, open_service
+from tests.support.fixtures import TESTER, SlowRestart, audit, lines, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port
 from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, trust, wait_remote_processes_gone
 from tests.support.unprivileged import UNPRIVILEGED, run_unprivileged
+from tests.support.waiting import eventually
 
 
 def make_settings(
@@ -258,6 +261,35 @@ async def test_changed_host_key_under_accept_new_is_refused(
     assert known_hosts.read_bytes() == pinned
 
 
+async def test_an_edit_of_known_hosts_takes_effect_at_the_next_connection(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path
+) -> None:
+    settings = make_settings(sshd, pinned, api.url, f"touch {marker}")
+    runner = SshRunner(settings)  # one runner: it keeps the parsed file between connections
+    assert (await runner.run(settings.servers[0], "true", 10)).succeeded
+    trusted = pinned.read_text()
+    # Another ed25519 key in its place: the same length, so only the text itself tells the edit apart.
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()[1]
+    pinned.write_text(trusted.replace(sshd.host_public_key.split()[1], other))
+    assert len(pinned.read_text()) == len(trusted)
+    result = await runner.run(settings.servers[0], f"touch {marker}", 10)
+    assert result.outcome is CommandOutcome.CONNECTION_ERROR
+    assert "CHANGED" in result.reason
+    assert not marker.exists()
+    pinned.write_text(trusted)
+    assert (await runner.run(settings.servers[0], f"touch {marker}", 10)).succeeded
+    assert marker.exists()
+
+
+def test_known_hosts_is_parsed_again_only_when_its_text_changed(sshd: SshServer, pinned: Path) -> None:
+    known_hosts = KnownHosts(pinned)
+    first = known_hosts.load()
+    assert known_hosts.load() is first  # a thousand servers' lines are not parsed again for every connection
+    pinned.write_text("# emptied by hand\n")
+    assert known_hosts.load() is not first
+    assert known_hosts.keys_for(sshd.host, sshd.port) == []
+
+
 async def test_policy_off_connects_and_warns(
     sshd: SshServer, tmp_path: Path, api: HttpServer, marker: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -492,6 +524,56 @@ async def test_after_restart_the_service_coming_back_late_is_online(sshd: SshSer
         del server_task
     assert ready.is_set()
     assert result.health is not None and result.health.online and result.health.status == 200
+
+
+async def test_once_stopping_a_restart_in_its_recovery_wait_ends_soon_and_no_new_one_starts(
+    sshd: SshServer, pinned: Path, marker: Path
+) -> None:
+    dead = f"http://127.0.0.1:{refused_port()}"
+    settings = make_settings(sshd, pinned, dead, f"echo ran >> {marker}", names=("Main", "Other"))
+    main, other = settings.servers
+    async with open_service(settings, recovery_wait=30, recovery_poll=0.2, stop_recovery_wait=0.5) as service:
+        started = time.monotonic()
+        running = asyncio.create_task(service.restart(main, TESTER))
+        await eventually(lambda: lines(marker) == ["ran"], "the command")  # now waiting for Main to answer
+        service.stop()
+        refused = await service.restart(other, TESTER)
+        assert not await service.wait_restarts(0)
+        result = await running
+        elapsed = time.monotonic() - started
+        assert await service.wait_restarts(0)
+    assert result.succeeded and result.health is not None and not result.health.online
+    assert elapsed < 5, f"{elapsed:.1f} s: the 30 s recovery wait was not cut short"
+    assert (refused.word, refused.reason) == ("failed", NOT_STARTED_REASON)
+    assert lines(marker) == ["ran"]  # Other's command never ran
+    assert [row.server for row in audit(settings.data_dir)] == ["Main"]
+
+
+@pytest.mark.parametrize("how", ["interrupt", "cancel"])
+async def test_a_restart_ended_before_its_command_is_interrupted_hung_up_on_and_audited(
+    sshd: SshServer, pinned: Path, api: HttpServer, marker: Path, how: str
+) -> None:
+    # interrupt(): the bot is stopping and cannot wait; cancel: its caller is gone (Ctrl-C on the command line).
+    tag = f"long-{uuid.uuid4().hex}"
+    settings = make_settings(sshd, pinned, api.url, f"echo started >> {marker}; sleep 30; echo done {tag}")
+    async with open_service(settings) as service:
+        running = asyncio.create_task(service.restart(settings.servers[0], TESTER))
+        await eventually(lambda: lines(marker) == ["started"], "the command")
+        assert remote_processes(tag)  # the shell running it: proves the check below can see it
+        if how == "interrupt":
+            service.stop()
+            service.interrupt()
+            result = await running
+            assert (result.word, result.reason) == ("interrupted", STOPPED_REASON)
+        else:
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+        assert await service.wait_restarts(0)
+    (row,) = audit(settings.data_dir)
+    assert (row.outcome, row.reason, row.exit_code) == ("interrupted", STOPPED_REASON, None)
+    assert await asyncio.to_thread(wait_remote_processes_gone, tag) == []
+    assert lines(marker) == ["started"]
 
 
 async def test_unknown_server_names_the_known_ones(sshd: SshServer, pinned: Path, api: HttpServer) -> None:

@@ -24,6 +24,7 @@ from bot.core.service import Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import (
     FILE_NAME,
+    RUNNING,
     Acknowledgement,
     DegradedRecord,
     Origin,
@@ -309,6 +310,44 @@ def test_the_last_restart_per_server_with_who_outcome_duration_and_exit_code(sto
     assert last_b is not None and last_b.outcome == "already restarting"
     assert last_b.exit_code is None and last_b.duration_s is None
     assert histories["A"].uptime_24h is None
+
+
+def test_a_restart_left_running_by_a_killed_bot_is_cut_off_at_its_next_start_and_its_message_told_once(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    began = NOW - timedelta(minutes=5)
+
+    def running(server: str, origin: Origin, at: datetime = began) -> RestartRecord:
+        return RestartRecord(server, at, origin, "alice (1)", RUNNING, "", None, None, None)
+
+    store = Store.open(data)
+    # A and B asked for together, in one message: A ends, B is still running when the bot is killed.
+    row, _ = store.begin_restarts([running("A", Origin.DISCORD), running("B", Origin.DISCORD)], "10/20")
+    store.end_restarts([(row, restart("A", "alice (1)", CommandOutcome.SUCCEEDED, began, 0))])
+    store.begin_restarts([running("C", Origin.CLI)], None)  # another process's: it may still be running
+    assert store.unshown_restarts(NOW) == {}  # B still runs: nothing to tell yet
+    store.close()
+
+    store = Store.open(data)  # the bot starts again
+    assert store.cut_off_restarts([Origin.DISCORD, Origin.AUTOMATIC], "interrupted", "cut off") == 1
+    (later,) = store.begin_restarts([running("A", Origin.DISCORD, NOW + timedelta(minutes=1))], "30/40")  # its own
+    store.end_restarts([(later, restart("A", "alice (1)", CommandOutcome.SUCCEEDED, NOW, 0))])
+    unshown = store.unshown_restarts(NOW)
+    assert {reply: [(r.server, r.outcome, r.reason) for r in records] for reply, records in unshown.items()} == {
+        "10/20": [("A", "restarted", "why"), ("B", "interrupted", "cut off")]
+    }
+    store.shown("10/20")
+    assert store.unshown_restarts(NOW) == {}
+    audit = [entry for entry in store.history() if isinstance(entry, RestartRecord)]
+    store.close()
+    assert sorted((r.server, r.outcome) for r in audit) == [
+        ("A", "restarted"),
+        ("A", "restarted"),
+        ("B", "interrupted"),
+        ("C", RUNNING),
+    ]
+    assert RestartRecord("A", began, Origin.DISCORD, "alice (1)", "restarted", "why", 4.5, 0, None) in audit
 
 
 # -- history

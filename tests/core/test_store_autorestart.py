@@ -1,4 +1,4 @@
-"""What the store keeps of automatic restarts (schema 7): the rails' state with the "needs a human" alerts
+"""What the store keeps of automatic restarts (schema 8): the rails' state with the "needs a human" alerts
 they raise, the person's last restart, the history, and the counts behind the bot's own metrics."""
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ def test_the_rails_state_and_its_call_for_a_human_are_kept_together_across_a_reo
     reopened.close()
 
 
-def test_a_schema_6_database_gains_the_table(tmp_path: Path) -> None:
+def test_a_schema_7_database_gains_the_table(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    older_database(data, 6).close()
+    older_database(data, 7).close()
     store = Store.open(data)
     assert store.load_auto_restarts() == {}
     store.save_auto_restarts({"A": RailState(streak=1)})
     assert store.load_auto_restarts() == {"A": RailState(streak=1)}
     store.close()
-    assert rows(data, "PRAGMA user_version") == [(7,)]
+    assert rows(data, "PRAGMA user_version") == [(8,)]
 
 
 def test_the_last_restart_by_a_person_is_read_from_the_audit_leaving_automatic_ones_out(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from bot.config import Settings, load_settings
 from bot.core import heartbeat
 from bot.core.health import Cause, HealthChecker, HealthResult
+from bot.core.heartbeat import Heartbeat
 from bot.core.monitor import Degraded, Healthy, Outage, Recovery, Reminder, outage_id
 from bot.core.store import FILE_NAME, Store
 from bot.core.watchdog import AckResult, Alert, StatusReport, Watchdog
@@ -57,6 +58,7 @@ class Sink:
 
     enabled: bool = True
     connected: bool = True
+    away_since: datetime | None = None
     refusing: bool = False
     posted: list[Alert] = field(default_factory=list)
     tries: int = 0
@@ -377,6 +379,21 @@ async def test_each_round_hands_its_status_to_the_hooks_and_writes_the_heartbeat
     beat = heartbeat.read(world.settings.data_dir)
     assert beat is not None and not beat.connected
     assert beat.round_completed_at == world.clock.start + timedelta(seconds=INTERVAL)
+
+
+async def test_while_discord_is_away_the_heartbeat_says_since_when_and_how_many_alerts_wait(world: World) -> None:
+    world.sink.connected, world.sink.away_since, world.sink.refusing = False, world.clock.start, True
+    world.fleet.up["Main"] = False
+    await world.rounds(2)  # the second round declares the outage; the sink cannot post it
+    last_round = world.clock.start + timedelta(seconds=INTERVAL)
+    assert heartbeat.read(world.settings.data_dir) == Heartbeat(last_round, False, world.clock.start, 1)
+
+    world.sink.connected, world.sink.away_since, world.sink.refusing = True, None, False
+    checks = world.fleet.checks
+    await world.watchdog.flush()  # the sink is back: the outbox goes out now, not at the next round
+    assert world.sink.kinds() == [("Outage", "Main")]
+    assert world.fleet.checks == checks
+    assert heartbeat.read(world.settings.data_dir) == Heartbeat(last_round, True, None, 0)
 
 
 async def run_until(world: World, done: Callable[[], bool]) -> None:

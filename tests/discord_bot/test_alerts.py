@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 import uuid
@@ -19,10 +20,20 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot.client import PoracleBot
-from tests.support.discord_double import DiscordDouble, Message
+from tests.support.discord_double import DROP, DiscordDouble, Message
+from tests.support.fixtures import deliveries
 from tests.support.local_http import HttpServer, SwitchableServer
 from tests.support.sshd import SshServer
-from tests.support.world import ask_status, discord_env, monitor_rounds, rounds, running_bot, server_env, ssh_env
+from tests.support.world import (
+    ask_status,
+    bot_front,
+    discord_env,
+    monitor_rounds,
+    rounds,
+    running_bot,
+    server_env,
+    ssh_env,
+)
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 
@@ -180,6 +191,25 @@ async def test_after_a_dropped_gateway_commands_and_alerts_keep_working(
     assert outage.title == "🔴 Main is offline"
 
 
+async def test_alerts_that_waited_for_discord_go_out_as_soon_as_it_connects(
+    discord_double: DiscordDouble, main_api: SwitchableServer, counter: HttpServer, tmp_path: Path
+) -> None:
+    # Rounds before the bot ever connected: the outage waits in the outbox, and goes out on connecting
+    # rather than at the next round.
+    env = alert_env(discord_double, tmp_path, main_api, counter)
+    await main_api.down()
+    async with bot_front(env) as front, front.service:
+        await front.watchdog.run_round()
+        await front.watchdog.run_round()
+        assert deliveries(tmp_path / "data") == [("outage", "Main", "pending")]
+        checks = len(counter.requests)
+        async with discord_double.connected(front.new_client()):
+            outage = await discord_double.wait_for_message(lambda m: "Main is offline" in m.text)
+        assert len(counter.requests) == checks  # no round ran meanwhile
+    assert deliveries(tmp_path / "data") == [("outage", "Main", "delivered")]
+    assert alerts(discord_double) == [outage]
+
+
 async def test_a_rate_limited_alert_still_lands_exactly_once(
     discord_double: DiscordDouble, main_api: SwitchableServer, counter: HttpServer, tmp_path: Path
 ) -> None:
@@ -193,6 +223,38 @@ async def test_a_rate_limited_alert_still_lands_exactly_once(
     assert outage.title == "🔴 Main is offline"
     posts = discord_double.requests_to("POST", "/channels/*/messages")
     assert [r.status for r in posts] == [429, 200]
+
+
+@pytest.mark.parametrize("trouble", ["dropped", "erroring"])
+async def test_discord_not_answering_alert_posts_fails_no_round_and_is_logged_once(
+    trouble: str,
+    discord_double: DiscordDouble,
+    main_api: SwitchableServer,
+    counter: HttpServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The gateway stays up while the alert's post is cut off unanswered, or gets a 503: Discord away or
+    # erroring, not refusing. No round fails; one line says so, one more when Discord answers again.
+    status, error = {
+        "dropped": (DROP, "ServerDisconnectedError: Server disconnected"),
+        "erroring": (503, "DiscordServerError: 503 Service Unavailable (error code: 0): 503: Server Error"),
+    }[trouble]
+    async with driven_bot(discord_double, tmp_path, main_api, counter) as bot:
+        await rounds(bot, 1)
+        fault = discord_double.fail_next("POST", "/channels/*/messages", status, times=3)
+        await main_api.down()
+        await rounds(bot, 4)  # the outage from the second failed check on: three posts that fail
+        assert fault.hits == 3 and alerts(discord_double) == []
+        await rounds(bot, 1)
+    (outage,) = alerts(discord_double)
+    assert outage.title == "🔴 Main is offline"
+    said = [r for r in caplog.records if r.name.startswith("bot.") and r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in said if "Discord" in r.getMessage()] == [
+        f"Cannot reach Discord to post alerts ({error}); trying again later"
+    ]
+    assert all(r.exc_info is None for r in said)
+    assert "Discord answers again: able to post alerts" in caplog.text
 
 
 @pytest.mark.parametrize("trouble", ["forbidden", "missing"])

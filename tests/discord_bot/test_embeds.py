@@ -10,9 +10,9 @@ import pytest
 from bot.core.gate_protocol import GateRestart, RestartedProcess
 from bot.core.health import Cause, HealthResult
 from bot.core.monitor import Degraded, Healthy, Outage, Recovery
-from bot.core.service import Requester, RestartResult
+from bot.core.service import CUT_OFF_REASON, Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
-from bot.core.store import DegradedRecord, Origin, ServerHistory
+from bot.core.store import DegradedRecord, Origin, RestartRecord, ServerHistory
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import (
     GOLD,
@@ -25,6 +25,7 @@ from bot.discord_bot.embeds import (
     history_embeds,
     outage_embed,
     recovery_embed,
+    restart_audit_embed,
     restart_result_embed,
     status_embeds,
 )
@@ -220,3 +221,16 @@ def test_history_lines_of_degraded_spells() -> None:
     still, ended = str(page.description).splitlines()
     assert still == f"🟡 <t:{int(since.timestamp())}:f> **JS** still degraded · online, delivery queue 350 > 180"
     assert ended == f"🟡 <t:{int(since.timestamp())}:f> **JS** degraded for 1 h · online, x"
+
+
+def test_a_prompt_the_bot_could_not_finish_shows_the_audit_cut_off_or_ended() -> None:
+    cut = RestartRecord("Beta", NOW, Origin.DISCORD, "alice (1)", "interrupted", CUT_OFF_REASON, None, None, None)
+    done = RestartRecord("Alpha", NOW, Origin.DISCORD, "alice (1)", "restarted", "exit code 0", 3.2, 0, True)
+    assert restart_audit_embed([cut]).title == f"Restart Beta: interrupted: {CUT_OFF_REASON}"
+    assert restart_audit_embed([done]).title == "Alpha: restarted"  # ended, but the bot could not say so then
+    both = restart_audit_embed([done, cut])
+    assert both.title == "Restart of 2 servers: 1 restarted"
+    assert [(f.name, f.value) for f in both.fields] == [
+        ("Alpha", "**restarted** · exit code 0 · 3.2 s"),
+        ("Beta", f"**interrupted** · {CUT_OFF_REASON}"),
+    ]

@@ -177,7 +177,7 @@ async def test_outsiders_get_no_names_and_are_refused_and_nothing_is_asked_of_th
     discord_double: DiscordDouble, gate_host: GateHost, poracle: PoracleBot
 ) -> None:
     carol = discord_double.member
-    gate_log = gate_host.gate_log.read_text()
+    gate_log = gate_host.log_text()
     main = {"server": "Main"}
     for command, option, options in (
         ("processes", "server", {}),
@@ -191,7 +191,7 @@ async def test_outsiders_get_no_names_and_are_refused_and_nothing_is_asked_of_th
         record = await discord_double.slash(carol, "poracle", command, **options)
         refusal = await record.wait_original()
         assert refusal.ephemeral and refusal.content == REFUSAL
-    assert gate_host.gate_log.read_text() == gate_log  # not even the list was read
+    assert gate_host.log_text() == gate_log  # not even the list was read
     assert [m for m in discord_double.messages if not m.ephemeral] == []
 
 
@@ -214,11 +214,11 @@ async def test_a_bad_request_gets_a_clear_answer_and_nothing_is_sent(
     options: dict[str, str],
     answer: str,
 ) -> None:
-    gate_log = gate_host.gate_log.read_text()
+    gate_log = gate_host.log_text()
     record = await discord_double.slash(discord_double.admins[0], "poracle", command, **options)
     refusal = await record.wait_original()
     assert refusal.ephemeral and refusal.content == answer
-    assert gate_host.gate_log.read_text() == gate_log
+    assert gate_host.log_text() == gate_log
     assert [m for m in discord_double.messages if not m.ephemeral] == []
 
 

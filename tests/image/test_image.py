@@ -17,6 +17,7 @@ No Docker is a failure, not a skip: .ci/docker-up installs and starts it, and bu
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -33,8 +34,12 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.gate import program_text
+from tests.support.discord_double import DiscordDouble
+from tests.support.fixtures import audit, lines
 from tests.support.pm2 import Pm2App
 from tests.support.sshd import SshdFactory, SshServer
+from tests.support.waiting import eventually
+from tests.support.world import confirmed_restart_elsewhere
 
 ROOT = Path(__file__).resolve().parents[2]
 TAG = "poracle-bot:test"
@@ -170,6 +175,14 @@ def test_the_images_own_time_zone_database_serves_maintenance_windows(deployment
     assert "Europe/Berlin" in out and "sun 02:00-03:00" in out, out
 
 
+def test_the_bot_in_the_image_raises_a_low_soft_open_files_limit_to_the_hard_one(deployment: Deployment) -> None:
+    """The Dockerfile cannot set ulimits: whatever Docker gives, the bot raises its soft limit itself."""
+    done = docker(*deployment.run_argv("doctor", options=("--ulimit=nofile=64:4096",)), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = "[ OK ] Open files: open-files limit 4096 (raised from 64 to the hard limit); 2 server(s) need about 70"
+    assert line in done.stdout.splitlines(), done.stdout
+
+
 def test_gate_prints_the_program_and_the_key_lines_from_the_image(deployment: Deployment) -> None:
     """`docker compose run --rm -T poracle-bot gate --program`: the gate is in the image, byte for byte; the key
     lines come from the mounted root-only keys, as the entrypoint copies them for the bot's user."""
@@ -245,3 +258,45 @@ def test_the_bot_runs_as_uid_1000_with_its_own_home_and_the_healthcheck_passes(w
 
     health = wait_for("the image's healthcheck passing", healthy)
     assert health["Log"][-1]["Output"].startswith("healthy"), health
+
+
+async def test_docker_stop_during_a_restart_lets_it_finish_and_the_admins_message_says_how_it_went(
+    deployment: Deployment, discord_double: DiscordDouble, pm2_app: Pm2App, marker: Path
+) -> None:
+    """`docker compose stop` (compose's `init: true` is `--init`: tini as PID 1) in the middle of a restart
+    asked for in Discord: tini's SIGTERM reaches the bot through the entrypoint's exec chain, the restart
+    (pm2's, for real) ends and the message says so, and the bot exits 0. discord.py in the container talks
+    to the Discord double: tests/support/discord_site, mounted, points it there at start-up."""
+    d = discord_double
+    command = f"echo started >> {marker}; sleep 3; {pm2_app.restart_command} && echo done >> {marker}"
+    config = [line for line in deployment.env_file.read_text().splitlines() if "_RESTART_CMD=" not in line]
+    config += [f"PORACLE_SERVER_1_RESTART_CMD={command}", f"DISCORD_TOKEN={d.token}"]
+    config += [f"DISCORD_GUILD_ID={d.guild_id}", f"DISCORD_ADMIN_ROLE_IDS={d.admin_role_id}"]
+    deployment.env_file.write_text("\n".join([*config, f"DISCORD_ALERT_CHANNEL_ID={d.channel_id}", ""]))
+    name = f"poracle-bot-test-{uuid.uuid4().hex[:8]}"
+    site = ROOT / "tests" / "support" / "discord_site"
+    options = ("--detach", "--init", f"--name={name}", f"--volume={site}:/discord_site:ro")
+    options += ("--env=PYTHONPATH=/discord_site", f"--env=DISCORD_DOUBLE_PORT={d.port}")
+    await asyncio.to_thread(docker, *deployment.run_argv(options=options))  # the image's CMD: run
+    try:
+        logs = await asyncio.create_subprocess_exec(
+            "docker", "logs", "--follow", name, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        exited = asyncio.create_task(asyncio.to_thread(docker, "wait", name))
+        await d.wait_until_ready(60)
+        record = await confirmed_restart_elsewhere(d, "Main")
+        await eventually(lambda: lines(marker) == ["started"], "the restart command running", timeout=30)
+        old_pid = pm2_app.pid()
+        await asyncio.to_thread(docker, "stop", "--time=90", name)  # compose's stop_grace_period
+        code = int((await exited).stdout)
+        output = (await logs.communicate())[0].decode()
+    finally:
+        await asyncio.to_thread(docker, "rm", "--force", name, check=False)
+    assert code == 0, output
+    assert "SIGTERM received: stopping" in output and "Traceback" not in output, output
+    assert lines(marker) == ["started", "done"]
+    assert pm2_app.wait_restarted(old_pid) != old_pid
+    assert record.original_message_id is not None
+    assert d.message(record.original_message_id).embeds[0]["title"] == "Main: restarted"
+    (row,) = audit(deployment.data)
+    assert (row.outcome, row.healthy_after) == ("restarted", True)

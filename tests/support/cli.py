@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import os
 import pwd
+import resource
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +53,20 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def open_files_limit(soft: int, hard: int) -> Callable[[], None]:
+    """A preexec_fn: the child starts with this RLIMIT_NOFILE (soft, hard), as under `ulimit -n`."""
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 async def start_cli(
-    cwd: Path, *args: str, stdin: bool = False, as_user: User | None = None
+    cwd: Path,
+    *args: str,
+    stdin: bool = False,
+    as_user: User | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> asyncio.subprocess.Process:
-    """Start the CLI as its own process. Its stdin is a pipe when `stdin`."""
+    """Start the CLI as its own process. Its stdin is a pipe when `stdin`; `as_user` runs it as that user;
+    `open_files` limits its RLIMIT_NOFILE."""
     argv = [sys.executable, "-m", "bot", *args]
     env = cli_env()
     if as_user is not None:
@@ -67,6 +78,7 @@ async def start_cli(
         cwd=cwd, env=env,
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=open_files_limit(*open_files) if open_files else None,
     )  # fmt: skip
 
 
@@ -83,10 +95,15 @@ async def running_cli(cwd: Path, *args: str) -> AsyncIterator[asyncio.subprocess
 
 
 async def cli(
-    cwd: Path, *args: str, stdin: bytes | None = None, timeout: float = 60, as_user: User | None = None
+    cwd: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    timeout: float = 60,
+    as_user: User | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> Run:
     """Run the CLI without blocking the event loop (the test's HTTP servers must keep answering)."""
-    process = await start_cli(cwd, *args, stdin=stdin is not None, as_user=as_user)
+    process = await start_cli(cwd, *args, stdin=stdin is not None, as_user=as_user, open_files=open_files)
     out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
     assert process.returncode is not None
     run = Run(process.returncode, out.decode(), err.decode())

@@ -18,7 +18,7 @@ import pytest
 
 from bot.config import Settings
 from bot.core.service import PoracleService, Requester
-from bot.core.store import FILE_NAME, Origin, Store
+from bot.core.store import FILE_NAME, Origin, RestartRecord, Store
 from tests.support.discord_double import DiscordDouble
 from tests.support.local_http import HttpServer, SwitchableServer, http_server
 from tests.support.sshd import SshServer
@@ -121,6 +121,15 @@ def deliveries(data_dir: Path) -> list[tuple[str, str, str]]:
             "SELECT kind, name, delivery FROM events JOIN servers ON servers.id = server_id ORDER BY events.id"
         ).fetchall()
     return [(str(kind), str(name), str(delivery)) for kind, name, delivery in rows]
+
+
+def audit(data_dir: Path) -> list[RestartRecord]:
+    """The restart audit in PORACLE_DATA_DIR, newest first, as /poracle history reads it."""
+    store = Store.open(data_dir)
+    try:
+        return [entry for entry in store.history() if isinstance(entry, RestartRecord)]
+    finally:
+        store.close()
 
 
 @pytest.fixture

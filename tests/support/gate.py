@@ -67,14 +67,17 @@ def key_options(gate_command: str) -> str:
     return f'restrict,pty,command="{gate_command}"'
 
 
-def connect(server: SshServer) -> contextlib.AbstractAsyncContextManager[asyncssh.SSHClientConnection]:
-    """An asyncssh connection to `server` with its client key, its host key trusted, nothing from ~/.ssh."""
+def connect(
+    server: SshServer, known_hosts: Path | None = None
+) -> contextlib.AbstractAsyncContextManager[asyncssh.SSHClientConnection]:
+    """An asyncssh connection to `server` with its client key, its host key trusted (by `known_hosts` when
+    given, read by asyncssh), nothing from ~/.ssh."""
     return asyncssh.connect(
         server.host,
         port=server.port,
         username=server.user,
         client_keys=[str(server.client_key)],
-        known_hosts=str(server.write_known_hosts()),
+        known_hosts=str(known_hosts or server.write_known_hosts()),
         config=None,
         agent_path=None,
     )
@@ -246,6 +249,14 @@ class GateHost:
         """The live pm2 processes by name (see :func:`running_pids`)."""
         pids = running_pids(self.apps["poracle"].pm2_home)
         return {name: pids[f"{name}-{pm_id}"] for name, pm_id in self.pm_ids.items() if f"{name}-{pm_id}" in pids}
+
+    def log_text(self) -> str:
+        """The gate's log so far ("" before the gate's first request)."""
+        return self.gate_log.read_text() if self.gate_log.exists() else ""
+
+    def steady(self) -> dict[str, int]:
+        """The pids of the processes that keep them unless restarted: looper restarts itself, broken is down."""
+        return {name: pid for name, pid in self.running().items() if name in ("poracle", "helper")}
 
     def restarts(self, name: str) -> int:
         return int(self.apps[name].info()["pm2_env"]["restart_time"])

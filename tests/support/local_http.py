@@ -114,8 +114,9 @@ class HungServer:
 
 
 @contextlib.asynccontextmanager
-async def hung_server() -> AsyncIterator[HungServer]:
-    hung = HungServer(0)
+async def hung_server(port: int = 0) -> AsyncIterator[HungServer]:
+    """On `port` (0: a free one). Leaving the block closes the connections it held."""
+    hung = HungServer(port)
     held: set[asyncio.StreamWriter] = set()
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -126,7 +127,7 @@ async def hung_server() -> AsyncIterator[HungServer]:
             while await reader.read(4096):
                 pass
 
-    server = await asyncio.start_server(swallow, HOST, 0)
+    server = await asyncio.start_server(swallow, HOST, port)
     hung.port = server.sockets[0].getsockname()[1]
     try:
         yield hung

@@ -12,7 +12,7 @@ from bot.config import load_settings
 from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.service import PoracleService
 from bot.core.store import Store
-from bot.discord_bot.client import PoracleBot
+from bot.discord_bot.client import PoracleBot, PoracleFront
 from tests.support.clock import FakeClock
 from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
 from tests.support.local_http import HttpServer
@@ -59,6 +59,24 @@ def server_env(
 
 
 @contextlib.asynccontextmanager
+async def bot_front(
+    env: Mapping[str, str],
+    *,
+    confirm_timeout: float = 60.0,
+    pager_timeout: float = 60.0,
+    clock: Clock = SYSTEM_CLOCK,
+) -> AsyncIterator[PoracleFront]:
+    """The production bot's front over a store in PORACLE_DATA_DIR, neither monitoring nor connected yet."""
+    settings = load_settings(env)
+    store = Store.open(settings.data_dir)
+    try:
+        service = PoracleService(settings, store, clock=clock)
+        yield PoracleFront(service, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
+    finally:
+        store.close()
+
+
+@contextlib.asynccontextmanager
 async def running_bot(
     discord: DiscordDouble,
     env: Mapping[str, str],
@@ -71,21 +89,16 @@ async def running_bot(
     """The production bot, its monitor running (unless `monitor` is False: the test then drives the rounds
     with `bot.watchdog.run_round()`), connected to the double for the duration of the block. `clock`: the
     time of the checks, the monitor and the store (a FakeClock lets a test move through minutes at once)."""
-    settings = load_settings(env)
-    store = Store.open(settings.data_dir)
-    try:
-        service = PoracleService(settings, store, clock=clock)
-        bot = PoracleBot(service, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout)
+    async with bot_front(env, confirm_timeout=confirm_timeout, pager_timeout=pager_timeout, clock=clock) as front:
+        bot = front.new_client()
         async with contextlib.AsyncExitStack() as stack:
             if monitor:
-                await stack.enter_async_context(bot.monitoring())
+                await stack.enter_async_context(front.monitoring())
             else:
-                await stack.enter_async_context(bot.service)
-                stack.push_async_callback(bot.watchdog.close)  # automatic restarts still running, as monitoring()
+                await stack.enter_async_context(front.service)
+                stack.push_async_callback(front.watchdog.close)  # automatic restarts still running, as monitoring()
             await stack.enter_async_context(discord.connected(bot))
             yield bot
-    finally:
-        store.close()
 
 
 async def rounds(bot: PoracleBot, count: int, clock: FakeClock | None = None, every: float = 60) -> None:
@@ -127,3 +140,18 @@ async def final_status(record: InteractionRecord, timeout: float = 5.0) -> Messa
 def posts(discord: DiscordDouble) -> list[Message]:
     """What the bot posted in the alert channel on its own, not in answer to a command."""
     return [m for m in discord.channel_messages() if m.interaction_metadata is None]
+
+
+async def confirmed_restart_elsewhere(discord: DiscordDouble, server: str) -> InteractionRecord:
+    """alice asks a bot running in another process to restart `server`, and confirms. That bot may need more
+    than the double's REACTION_TIME to read Discord's answer and listen for the prompt's buttons; a click
+    before that goes unanswered, and alice clicks again, as people do."""
+    alice = discord.admins[0]
+    record = await discord.slash(alice, "poracle", "restart", server=server)
+    prompt = await record.wait_original()
+    for _ in range(5):
+        click = await discord.click(alice, prompt, "Confirm", wait=False)
+        with contextlib.suppress(TimeoutError):
+            await click.wait_response(timeout=1.0)
+            break
+    return record

@@ -4,11 +4,12 @@ See README.md beside this file.
 """
 
 from .driver import DiscordDouble
-from .faults import Fault
+from .faults import DROP, Fault
 from .fixture import discord_double, point_discord_at
 from .model import Channel, InteractionRecord, Message, MessageVersion, RequestRecord, Role, User
 
 __all__ = [
+    "DROP",
     "Channel",
     "DiscordDouble",
     "Fault",

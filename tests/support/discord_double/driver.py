@@ -31,6 +31,18 @@ _OPTION_TYPES = {3: str, 4: int, 5: bool, 10: float}
 # registers its buttons) only once Discord's answer to its request reaches it, a moment after the message
 # exists here: a click sent at once would race that, as no person's could.
 REACTION_TIME = 0.05
+
+
+def api_base(port: int) -> str:
+    """What ``discord.http.Route.BASE`` must be for a double on ``port``."""
+    return f"http://127.0.0.1:{port}/api/v10"
+
+
+def gateway_url(port: int) -> str:
+    """What ``DiscordWebSocket.DEFAULT_GATEWAY`` must point at (as a ``yarl.URL``) for a double on ``port``."""
+    return f"ws://127.0.0.1:{port}/"
+
+
 _SUBCOMMAND, _GROUP, _USER, _CHANNEL, _ROLE = 1, 2, 6, 7, 8
 
 
@@ -50,13 +62,14 @@ class DiscordDouble:
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Serve on ``port`` (0: a free one), e.g. the port a bot started earlier keeps trying."""
         app = web.Application(middlewares=[self.rest.middleware])
         app.router.add_get("/", self.gateway.handle)
         app.router.add_routes(self.rest.routes())
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         self.gateway.url = self.gateway_url
@@ -76,13 +89,11 @@ class DiscordDouble:
 
     @property
     def api_base(self) -> str:
-        """What ``discord.http.Route.BASE`` must be."""
-        return f"http://127.0.0.1:{self.port}/api/v10"
+        return api_base(self.port)
 
     @property
     def gateway_url(self) -> str:
-        """What ``DiscordWebSocket.DEFAULT_GATEWAY`` must point at (as a ``yarl.URL``)."""
-        return f"ws://127.0.0.1:{self.port}/"
+        return gateway_url(self.port)
 
     @contextlib.asynccontextmanager
     async def connected(self, client: discord.Client, timeout: float = 5.0) -> AsyncIterator[discord.Client]:

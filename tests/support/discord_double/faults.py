@@ -1,4 +1,5 @@
-"""Misbehaviour on request: REST answers that fail the way Discord's do (429 with ``retry_after``, 5xx)."""
+"""Misbehaviour on request: REST answers that fail the way Discord's do (429 with ``retry_after``, 5xx), or
+no answer at all (``DROP``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from dataclasses import dataclass
 
 from .model import JSON
 
+DROP = 0  # the status of a fault that answers nothing: the connection closes, as when the network fails
+
 
 @dataclass(eq=False)
 class Fault:
     """Fail the next ``times`` requests matching ``method`` and ``path_pattern`` with ``status``.
 
     ``path_pattern`` is an fnmatch pattern over the path below ``/api/v10`` (``*`` also matches
-    ``/``), e.g. ``"/channels/*/messages"``. ``hits`` counts how often the fault fired.
+    ``/``), e.g. ``"/channels/*/messages"``. ``hits`` counts how often the fault fired. ``status`` DROP
+    closes the connection without an answer (aiohttp raises ServerDisconnectedError in the bot).
     """
 
     method: str

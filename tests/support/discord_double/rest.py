@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import FaultPlan
+from .faults import DROP, FaultPlan
 from .model import (
     EPHEMERAL,
     JSON,
@@ -152,7 +152,7 @@ class RestApi:
             response = error(exc.status, 0, f"{exc.status}: {exc.reason}")
         finally:
             del self._bodies[id(request)]
-        record.status = response.status
+        record.status = DROP if request.transport is None or request.transport.is_closing() else response.status
         self.state.changed()
         return response
 
@@ -163,6 +163,10 @@ class RestApi:
         if not webhook_auth and request.headers.get("Authorization") != f"Bot {self.state.token}":
             return error(401, 0, "401: Unauthorized")
         fault = self.faults.take(request.method, path)
+        if fault is not None and fault.status == DROP:  # a network failure: no answer, the connection closes
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=503)  # never sent
         if fault is not None:
             return json_response(fault.body(), fault.status, fault.headers())
         return await handler(request)

@@ -1,4 +1,4 @@
--- 7: automatic restarts (PORACLE_SERVER_<N>_AUTO_RESTART=on): what the guard rails remember of each server,
+-- 8: automatic restarts (PORACLE_SERVER_<N>_AUTO_RESTART=on): what the guard rails remember of each server,
 -- so a restarted bot neither forgets its limit nor repeats its "needs a human" alert (that alert is an event
 -- of kind 'needs-human' in the outbox, held and delivered once like the others). attempts: the automatic
 -- restarts started in the last 6 h, as JSON [epoch seconds, ...].
