@@ -484,11 +484,16 @@ def _unprintable(env: Mapping[str, str], problems: list[str]) -> dict[str, str]:
     return clean
 
 
+# A refused value is quoted without what comes before an `@` (a URL's user:password@, or a bare token@host).
+_CREDENTIALS = re.compile(r"^([a-z][a-z0-9+.-]*://)?\S*@", re.IGNORECASE)
+_MASKED = r"\1********@"
+
+
 def _describe(error: Any, variable: str) -> str:
     message = "required" if error["type"] == "missing" else str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
     quoted = isinstance(value, str) and error["type"] != "missing" and variable not in _SECRET_VARIABLES
-    shown = f" (got {value!r})" if quoted else ""
+    shown = f" (got {_CREDENTIALS.sub(_MASKED, value)!r})" if quoted else ""
     return f"{variable}: {message}{shown}"
 
 

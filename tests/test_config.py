@@ -507,6 +507,22 @@ def test_absurd_values_are_errors_naming_their_variable(variable: str, value: st
     assert words in problem, problem
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("PORACLE_SERVER_1_API", "http://alice:hunter2@192.0.2.10:3030", "http://********@192.0.2.10:3030"),
+        ("PORACLE_SERVER_1_API", "https://hunter2@192.0.2.10", "https://********@192.0.2.10"),
+        ("PORACLE_SERVER_1_API", "alice:hunter2@192.0.2.10:3030", "********@192.0.2.10:3030"),
+        ("PORACLE_SERVER_1_API", "http://alice:hun/ter2@192.0.2.10", "http://********@192.0.2.10"),
+    ],
+)
+def test_a_refused_url_is_quoted_without_its_user_name_or_password(variable: str, value: str, shown: str) -> None:
+    (problem,) = problems_of({**ONE_SERVER, variable: value})
+    assert problem.startswith(f"{variable}: "), problem
+    assert "hunter2" not in problem and "alice" not in problem, problem
+    assert f"(got {shown!r})" in problem, problem
+
+
 def test_the_edges_of_every_range_are_allowed() -> None:
     settings = load_settings(
         {
