@@ -19,7 +19,8 @@ import asyncssh
 from bot.config import HostKeyPolicy, ServerConfig, Settings
 from bot.core.gate_protocol import GateError, GateReply
 from bot.core.hostkeys import HostKeyChecker, KnownHosts, fingerprint, host_pattern
-from bot.core.output import OutputTail, clean_output
+from bot.core.output import OutputTail
+from bot.core.redact import readable
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ class CommandOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
-    """How a remote command ended. `output` is already cleaned for people to read."""
+    """How a remote command ended. `output` is already cleaned for people to read, and redacted: a RESTART_CMD
+    may print what pm2 knows of a process's environment."""
 
     outcome: CommandOutcome
     reason: str
@@ -109,7 +111,7 @@ class SshRunner:
         (for a restart) the gate and its pm2 die with the session if `timeout` passes; without one, a verb
         that only reads needs no `pty` on the key line."""
         tail = OutputTail(GATE_OUTPUT_KEEP)
-        ended = await self._session(server, lambda conn: self._run(conn, request, timeout, tail, pty=pty))
+        ended = await self._session(server, lambda conn: self._run(conn, request, timeout, tail, pty=pty, show=False))
         if ended.outcome in (CommandOutcome.TIMED_OUT, CommandOutcome.CONNECTION_ERROR):
             return GateResult(replace(ended, output=""))
         try:
@@ -247,8 +249,19 @@ class SshRunner:
 
     @staticmethod
     async def _run(
-        conn: asyncssh.SSHClientConnection, command: str, timeout: float, tail: OutputTail, *, pty: bool = True
+        conn: asyncssh.SSHClientConnection,
+        command: str,
+        timeout: float,
+        tail: OutputTail,
+        *,
+        pty: bool = True,
+        show: bool = True,
     ) -> CommandResult:
+        """`show`: with the output as people read it; the gate's answer is data, read from `tail`, and long."""
+
+        def shown() -> str:
+            return readable(tail.text) if show else ""
+
         try:
             # A pty ties the remote command to the session: when we hang up, it gets SIGHUP and stops.
             process = await conn.create_process(
@@ -280,13 +293,11 @@ class SshRunner:
             return CommandResult(
                 CommandOutcome.TIMED_OUT,
                 f"no result within {timeout:g} s; the command was stopped",
-                output=clean_output(tail.text),
+                output=shown(),
             )
         except asyncssh.Error as exc:
-            return CommandResult(
-                CommandOutcome.CONNECTION_ERROR, f"connection lost: {exc.reason}", output=clean_output(tail.text)
-            )
-        output = clean_output(tail.text)
+            return CommandResult(CommandOutcome.CONNECTION_ERROR, f"connection lost: {exc.reason}", output=shown())
+        output = shown()
         if completed.exit_status == 0:
             return CommandResult(CommandOutcome.SUCCEEDED, "exit code 0", exit_code=0, output=output)
         if completed.exit_status is None or completed.exit_status < 0:

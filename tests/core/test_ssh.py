@@ -110,6 +110,20 @@ async def test_success_runs_the_command_and_captures_output(
     assert (audited.origin, audited.requested_by, audited.outcome) == (Origin.DISCORD, "alice#1234", "restarted")
 
 
+async def test_the_output_of_a_restart_command_is_redacted_before_anyone_sees_it(
+    sshd: SshServer, pinned: Path, api: HttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A RESTART_CMD of the operator's that prints what pm2 knows (`pm2 restart --update-env`, `pm2 env 0`).
+    token = "MTAxMjM0NTY3ODkwMTIzNDU2Nzg5.GaBcDe.abcdefghijklmnopqrstuvwxyz012345"
+    printed = f"echo DISCORD_TOKEN={token}; echo 'database: mysql://poracle:hunter2pw@db/poracle'; exit 1"
+    settings = make_settings(sshd, pinned, api.url, printed)
+    async with open_service(settings) as service:
+        result = await service.restart(settings.servers[0], Requester(Origin.DISCORD, "bob"))
+    assert result.command is not None and result.command.exit_code == 1
+    assert result.command.output == "DISCORD_TOKEN=[REDACTED]\ndatabase: mysql://poracle:[REDACTED]@db/poracle"
+    assert token[:24] not in caplog.text and "hunter2pw" not in caplog.text
+
+
 async def test_nonzero_exit_is_a_failure_with_its_code_and_output(
     sshd: SshServer, pinned: Path, api: HttpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
