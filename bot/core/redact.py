@@ -14,6 +14,7 @@ from collections.abc import Callable
 from bot.core.output import OUTPUT_LIMIT, clean_output
 
 REDACTED = "[REDACTED]"
+REMOTE_REASON = 500  # characters of remote text quoted in a reason
 _SECRET_WORDS = r"(?:secret|token|pass|pwd|key|credential)"
 
 
@@ -57,3 +58,9 @@ def readable(raw: str, limit: int = OUTPUT_LIMIT) -> str:
     """Remote text for people: terminal codes out, secrets redacted, and only then cut to its last `limit`
     characters (clean_output)."""
     return clean_output(redact(clean_output(raw, limit=len(raw) + 1)), limit)
+
+
+def remote_words(raw: str, limit: int = REMOTE_REASON) -> str:
+    """Remote text quoted in a reason (an SSH server's words, the gate's, what answered instead of the gate):
+    readable, and on one line, so that it can neither forge a log line nor reflow a message."""
+    return " ".join(readable(raw, limit).split())

@@ -20,7 +20,7 @@ from bot.config import HostKeyPolicy, ServerConfig, Settings
 from bot.core.gate_protocol import GateError, GateReply
 from bot.core.hostkeys import HostKeyChecker, KnownHosts, fingerprint, host_pattern
 from bot.core.output import OutputTail
-from bot.core.redact import readable
+from bot.core.redact import readable, remote_words
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class SshRunner:
             reply = parse(tail.text)
         except GateError as exc:
             # Nothing answered as the gate: how the session ended (exit 127, a signal) is part of the story.
-            reason = exc.message if ended.succeeded or exc.code != "no-reply" else f"{ended.reason}; {exc.message}"
+            message = remote_words(exc.message)
+            reason = message if ended.succeeded or exc.code != "no-reply" else f"{ended.reason}; {message}"
             failed = replace(ended, outcome=CommandOutcome.FAILED, reason=reason, output="")
             return GateResult(failed, error_code=exc.code)
         return GateResult(replace(ended, output=""), reply)
@@ -229,7 +230,7 @@ class SshRunner:
         except OSError as exc:
             raise ConnectionProblem(f"cannot connect: {exc.strerror or exc}") from None
         except asyncssh.Error as exc:
-            raise ConnectionProblem(f"SSH error: {exc.reason}") from None
+            raise ConnectionProblem(f"SSH error: {remote_words(exc.reason)}") from None
 
     def _host_key_reason(self, server: ServerConfig, checker: HostKeyChecker, already_known: bool) -> str:
         offered = f" (offered {fingerprint(checker.offered_key)})" if checker.offered_key else ""
@@ -277,9 +278,9 @@ class SshRunner:
                     "the server refused a terminal for the command; if the key is limited in authorized_keys, "
                     'add `pty` to its options (restrict,pty,command="...")'
                 ) from None
-            raise ConnectionProblem(f"SSH session refused: {exc.reason}") from None
+            raise ConnectionProblem(f"SSH session refused: {remote_words(exc.reason)}") from None
         except asyncssh.Error as exc:
-            raise ConnectionProblem(f"SSH session refused: {exc.reason}") from None
+            raise ConnectionProblem(f"SSH session refused: {remote_words(exc.reason)}") from None
         try:
             async with asyncio.timeout(timeout):
                 process.stdin.write_eof()
@@ -296,7 +297,9 @@ class SshRunner:
                 output=shown(),
             )
         except asyncssh.Error as exc:
-            return CommandResult(CommandOutcome.CONNECTION_ERROR, f"connection lost: {exc.reason}", output=shown())
+            return CommandResult(
+                CommandOutcome.CONNECTION_ERROR, f"connection lost: {remote_words(exc.reason)}", output=shown()
+            )
         output = shown()
         if completed.exit_status == 0:
             return CommandResult(CommandOutcome.SUCCEEDED, "exit code 0", exit_code=0, output=output)

@@ -16,6 +16,7 @@ import asyncssh
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.core.gate_protocol import parse_processes
 from bot.core.hostkeys import KnownHosts
 from bot.core.service import NOT_STARTED_REASON, STOPPED_REASON, Requester, RestartResult
 from bot.core.ssh import CommandOutcome, SshRunner
@@ -122,6 +123,28 @@ async def test_the_output_of_a_restart_command_is_redacted_before_anyone_sees_it
     assert result.command is not None and result.command.exit_code == 1
     assert result.command.output == "DISCORD_TOKEN=[REDACTED]\ndatabase: mysql://poracle:[REDACTED]@db/poracle"
     assert token[:24] not in caplog.text and "hunter2pw" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # Something else than the gate answers (a wrapper, a shell profile): its output is quoted in the reason.
+        r"printf '\033[2J\033]0;title\007hello\nDISCORD_TOKEN=hunter2token\n[ OK ] forged line\n'",
+        # A gate (or something posing as one) refuses in words the bot did not choose.
+        """echo '{"gate": 1, "ok": false, "error": "pm2-failed", "message": """
+        """"boom\\u001b[31m\\n[ OK ] forged line token=hunter2token\\u0007"}'""",
+    ],
+)
+async def test_remote_words_in_a_reason_are_one_clean_line_with_no_secret(
+    sshd: SshServer, pinned: Path, api: HttpServer, answer: str
+) -> None:
+    settings = make_settings(sshd, pinned, api.url, "true")
+    called = await SshRunner(settings).gate(settings.servers[0], answer, parse_processes, 10)
+    reason = called.command.reason
+    assert called.reply is None and called.command.outcome is CommandOutcome.FAILED, called
+    assert "forged line" in reason, reason
+    assert "hunter2token" not in reason and "[REDACTED]" in reason, reason
+    assert reason.isprintable() and "[31m" not in reason and "[2J" not in reason, reason
 
 
 async def test_nonzero_exit_is_a_failure_with_its_code_and_output(
