@@ -1,10 +1,11 @@
 """The bot's side of the poracle-gate protocol (bot/gate/PROTOCOL.md): the commands it sends and the reading
 of the gate's answers.
 
-Pure: no I/O and nothing from the rest of the bot, so any transport can use it. Commands are built only from
-values checked with the gate's own rules (ValueError otherwise); a parser takes the raw session output (a pty
-turns ``\\n`` into ``\\r\\n`` and merges stderr; the shell may print before the gate) and returns a typed reply
-or raises :class:`GateError` with words a person can act on.
+Pure: no I/O and nothing from the rest of the bot but its text cleaning, so any transport can use it.
+Commands are built only from values checked with the gate's own rules (ValueError otherwise); a parser takes
+the raw session output (a pty turns ``\\n`` into ``\\r\\n`` and merges stderr; the shell may print before the
+gate) and returns a typed reply (its names one line of plain text) or raises :class:`GateError` with words a
+person can act on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias
+
+from bot.core.output import clean_output
 
 PROTOCOL = 1
 PROGRAM = "poracle-gate"
@@ -150,11 +153,17 @@ def _bad(key: str, expected: str) -> GateError:
     return GateError("bad-reply", f"{PROGRAM} answered with a malformed {key!r} (expected {expected})")
 
 
+def _line(text: str) -> str:
+    """Remote text that names something (a pm2 process can be called anything): one line, no terminal codes,
+    so it can neither forge a log line nor garble a table, a terminal or a message."""
+    return " ".join(clean_output(text, len(text) + 1).split())
+
+
 def _str(obj: JsonObject, key: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str):
         raise _bad(key, "a string")
-    return value
+    return _line(value)
 
 
 def _opt_str(obj: JsonObject, key: str) -> str | None:
@@ -257,7 +266,7 @@ def parse_hello(output: str) -> GateHello:
     return GateHello(
         version=_str(reply, "version"),
         protocol=PROTOCOL,
-        verbs=_strs(reply, "verbs"),
+        verbs=tuple(map(_line, _strs(reply, "verbs"))),
         log_error=_opt_str(reply, "log_error"),
     )
 

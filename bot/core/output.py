@@ -8,7 +8,7 @@ from collections.abc import Sequence
 # CSI sequences (colours, cursor moves), OSC sequences (window titles, links), charset designations
 # (`tput sgr0` emits ESC ( B before every colour reset) and lone two-byte escapes.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C1 too: \x9b is a CSI to some terminals
 OUTPUT_LIMIT = 900
 _CUT_MARK = "…\n"
 

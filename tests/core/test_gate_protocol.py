@@ -131,6 +131,22 @@ def test_processes() -> None:
     )
 
 
+def test_names_and_words_from_the_gate_are_one_line_of_plain_text() -> None:
+    # pm2 takes any name (`pm2 start app.js --name "$(printf ...)"`), and a server can be anyone's.
+    evil = "poracle\x1b[2J\x1b]0;owned\x07\n2026-01-01 INFO forged line\u2028\x9b31mred\x00"
+    item = {"name": evil, "pm_id": 0, "status": "online\r\nerrored", "pid": 1, "started_at_ms": None}
+    item |= {"restarts": 0, "unstable_restarts": 0, "memory_bytes": None, "cpu_percent": None, "exit_code": None}
+    (process,) = parse_processes(answer(verb="processes", processes=[item], log_error="cannot\nwrite")).processes
+    assert process.name == "poracle 2026-01-01 INFO forged line 31mred"
+    assert process.status == "online errored"
+    restarted = answer(verb="restart", target="all", exit_code=0, output=[], processes=[{**item, "pm_id": 0}])
+    assert parse_restart(restarted).processes[0].name == process.name
+    logs = answer(verb="logs", name=evil, pm_id=0, lines=[], error_lines=[], log_error="a\x1b[1mb\nc")
+    assert (parse_logs(logs).name, parse_logs(logs).log_error) == (process.name, "ab c")
+    hello = parse_hello(answer(verb="hello", version="1.0.0\x1b[8m", protocols=[1], verbs=["hello\nrestart"]))
+    assert (hello.version, hello.verbs) == ("1.0.0", ("hello restart",))
+
+
 def test_restart_and_logs_carry_the_log_error() -> None:
     restart = answer(
         verb="restart",
