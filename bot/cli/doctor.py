@@ -277,8 +277,10 @@ async def _ssh(settings: Settings, runner: SshRunner, server: ServerConfig, key:
         return [Finding(Level.FAIL, server.name, f"cannot reach SSH at {server.ssh_target}: {exc}", SSH_REACH_FIX)]
     policy = settings.ssh_host_key_policy
     findings = [_host_key(policy, check)]
-    # A changed key may be a man in the middle: do not log in to it. A broken key file was reported already.
-    if key.level is Level.FAIL or (check.state is PinState.CHANGED and policy is not HostKeyPolicy.OFF):
+    # Log in only where the bot would: a changed key may be a man in the middle, and under strict a key nobody
+    # pinned is refused too. A broken key file was reported already.
+    refused = check.state is PinState.CHANGED or (check.state is PinState.NEW and policy is HostKeyPolicy.STRICT)
+    if key.level is Level.FAIL or (refused and policy is not HostKeyPolicy.OFF):
         return findings
     with tempfile.TemporaryDirectory(prefix="poracle-doctor-") as scratch:
         # A known_hosts of doctor's own trusting exactly the key just checked: the real file stays untouched.

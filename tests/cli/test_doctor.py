@@ -168,14 +168,18 @@ async def test_rejected_key(
 
 
 async def test_unknown_host_key_under_strict(
-    sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sshd: SshServer, sshd_factory: SshdFactory, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = doctor_env(sshd, api.url, tmp_path, PORACLE_SSH_HOST_KEY_POLICY="strict")
+    unknown = sshd_factory(client_key=sshd.client_key)  # its own log: a login there would show
+    env = doctor_env(unknown, api.url, tmp_path, PORACLE_SSH_HOST_KEY_POLICY="strict")
     code, lines = await doctor(env, capsys)
     assert code == 1
     line = only(lines, "[FAIL] Main: host key ssh-ed25519", "not pinned and the policy is strict")
     assert "poracle-bot trust Main" in line
     assert not (tmp_path / "data" / "known_hosts").exists()
+    # The bot would not log in to a key nobody pinned: neither does doctor.
+    assert not [line for line in lines if "SSH login" in line]
+    assert "Accepted publickey" not in unknown.log()
 
 
 @pytest.mark.parametrize("policy", ["strict", "accept-new"])
