@@ -10,7 +10,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const VERSION = '1.0.0';
+const VERSION = '1.0.1';
 const PROTOCOL = 1;
 const PROGRAM = 'poracle-gate';
 const VERBS = ['hello', 'processes', 'restart', 'logs'];
@@ -461,10 +461,14 @@ function tailLines(file, count) {
 
 // --------------------------------------------------------------------------------------------- verbs
 
+// A line of JSON (an object, or a list of them): jlist's list carries every process's environment.
+const JSON_LINE = /^\s*(\{|\[\s*[{\]"])/;
+
 async function listApps(context) {
   const result = await runPm2(context.pm2(), ['jlist'], LIST_TIMEOUT_MS);
   if (result.code !== 0) {
-    const output = cleanLines(result.stderr + result.stdout, []);
+    // pm2's words only: a list printed before it failed must not leave the server in the error.
+    const output = cleanLines(result.stderr + result.stdout, []).filter(function (line) { return !JSON_LINE.test(line); });
     throw new GateError('pm2-failed', 'pm2 jlist exited ' + result.code + ': ' + lastLine(output));
   }
   return parseJlist(result.stdout);

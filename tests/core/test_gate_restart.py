@@ -67,7 +67,7 @@ async def test_a_refusal_is_a_failure_in_the_gates_words_and_nothing_restarts(
     assert result.word == "failed" and result.gate is None
     assert result.command is not None and result.command.outcome is CommandOutcome.FAILED
     assert result.reason == (
-        "poracle-gate 1.0.0 on this server does not allow 'restart' (allowed: ['hello', 'processes'])"
+        "poracle-gate 1.0.1 on this server does not allow 'restart' (allowed: ['hello', 'processes'])"
     )
     assert result.command.exit_code == 1
     assert result.health is not None and result.health.online  # checked all the same

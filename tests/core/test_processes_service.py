@@ -134,7 +134,7 @@ async def test_an_unknown_process_is_the_gates_refusal_in_words(gate_host: GateH
     settings = settings_of(gate_host, tmp_path)
     async with open_service(settings) as service:
         tail = await service.read_logs(settings.servers[0], "nope", 10)
-    assert tail.reason == 'poracle-gate 1.0.0: pm2 has no process "nope"'
+    assert tail.reason == 'poracle-gate 1.0.1: pm2 has no process "nope"'
 
 
 @pytest.mark.parametrize("name", ["all", "two words", "$(id)", "a;b", "../etc", "1234567"])

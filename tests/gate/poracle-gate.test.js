@@ -355,6 +355,17 @@ test('serve: hello answers with the verbs allowed; a verb not allowed is refused
   }]);
 });
 
+test('serve: a jlist that fails after printing the list quotes pm2\'s words, never the environment', async () => {
+  const list = JSON.stringify([{ name: 'a', pm_id: 0, pm2_env: { status: 'online', HOOK: 'plain-value-17' } }]);
+  const pm2 = executable(path.join(tempDir(), 'pm2'),
+    "#!/bin/sh\necho '[PM2] Spawning PM2 daemon'\necho '" + list + "'\necho '" + list.slice(0, 60) + "'\n" +
+    "echo '[PM2][ERROR] Daemon gone' >&2\nexit 3\n");
+  const { reply, entries } = await served('poracle-gate 1 processes', ['--pm2=' + pm2]);
+  assert.strictEqual(reply.error, 'pm2-failed');
+  assert.strictEqual(reply.message, 'pm2 jlist exited 3: [PM2] Spawning PM2 daemon');
+  assert.ok(!JSON.stringify([reply, entries]).includes('plain-value-17'));
+});
+
 test('serve: no pm2 is a clear failure, and a bad option refuses everything', async () => {
   const { reply, entries } = await served('poracle-gate 1 processes', ['--pm2=/nonexistent/pm2']);
   assert.strictEqual(reply.error, 'no-pm2');

@@ -30,6 +30,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from bot import gate
 from tests.support.pm2 import APP_JS, Pm2App
 from tests.support.sshd import SshdFactory, SshServer, free_port, start_sshd
 
@@ -358,7 +359,7 @@ def old_gate(directory: Path) -> Path:
     """The real gate made into an older release, 0.9.0, that knows only hello and processes."""
     return patched_gate(
         directory / "poracle-gate-0.9.0",
-        ("const VERSION = '1.0.0';", "const VERSION = '0.9.0';"),
+        (f"const VERSION = '{gate.version()}';", "const VERSION = '0.9.0';"),
         ("const VERBS = ['hello', 'processes', 'restart', 'logs'];", "const VERBS = ['hello', 'processes'];"),
     )
 
