@@ -109,6 +109,15 @@ async def test_a_server_that_stays_down_gets_limit_restarts_with_growing_gaps_th
         audited = automatic_restarts(bot)
         history = await discord_double.slash(discord_double.admins[0], "poracle", "history", server="Main")
         shown = await history.wait_original()
+        # The human it calls for must hold the admin role when pressing Restart, and then confirm.
+        carol, alice = discord_double.member, discord_double.admins[0]
+        refused = await discord_double.click(carol, posts(discord_double)[-1], "Restart")
+        assert refused.original is not None and refused.original.content == "Only Poracle admins can do that."
+        asked = await discord_double.click(alice, posts(discord_double)[-1], "Restart")
+        prompt = await asked.wait_original()
+        assert prompt.title == "Restart Main?" and len(lines(marker)) == 3  # asked, nothing run yet
+        await discord_double.click(alice, prompt, "Cancel")
+        await asked.wait_original(lambda m: "cancelled" in m.text)
     assert len(lines(marker)) == 3  # LIMIT, the default: the command ran three times, no more
     assert [record.outcome for record in audited] == ["restarted"] * 3
     assert all(record.healthy_after is False and record.requested_by == "poracle-bot" for record in audited)

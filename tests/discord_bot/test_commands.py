@@ -175,6 +175,22 @@ async def test_only_the_asking_admin_may_answer(
     await record.wait_original(lambda m: "cancelled" in m.text)
 
 
+async def test_an_admin_who_lost_the_role_since_asking_cannot_confirm(
+    discord_double: DiscordDouble, poracle: PoracleBot, marker: Path
+) -> None:
+    prompt, record = await ask_restart(discord_double)
+    alice = discord_double.admins[0]
+    alice.role_ids.remove(discord_double.admin_role_id)  # demoted while the prompt waits
+    click = await discord_double.click(alice, prompt, "Confirm")
+    refusal = await click.wait_followup() if click.response_type == 5 else click.original
+    assert refusal is not None and refusal.ephemeral and refusal.content == "Only Poracle admins can do that."
+    assert not marker.exists()  # nothing was run
+    assert not any(button.get("disabled") for button in discord_double.message(prompt.id).buttons)
+    alice.role_ids.append(discord_double.admin_role_id)  # given it back: the same prompt works for her again
+    await discord_double.click(alice, prompt, "Cancel")
+    await record.wait_original(lambda m: "cancelled" in m.text)
+
+
 async def test_a_double_press_runs_the_restart_once(
     discord_double: DiscordDouble, poracle: PoracleBot, marker: Path
 ) -> None:
