@@ -1,11 +1,10 @@
 """The bot's side of the poracle-gate protocol (bot/gate/PROTOCOL.md): the commands it sends and the reading
 of the gate's answers.
 
-Pure: no I/O and nothing from the rest of the bot but its text cleaning, so any transport can use it.
-Commands are built only from values checked with the gate's own rules (ValueError otherwise); a parser takes
-the raw session output (a pty turns ``\\n`` into ``\\r\\n`` and merges stderr; the shell may print before the
-gate) and returns a typed reply (its names one line of plain text) or raises :class:`GateError` with words a
-person can act on.
+Pure: no I/O and nothing from the rest of the bot, so any transport can use it. Commands are built only from
+values checked with the gate's own rules (ValueError otherwise); a parser takes the raw session output (a pty
+turns ``\\n`` into ``\\r\\n`` and merges stderr; the shell may print before the gate) and returns a typed reply
+(its names one line of plain text) or raises :class:`GateError` with words a person can act on.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias
-
-from bot.core.output import clean_output
 
 PROTOCOL = 1
 PROGRAM = "poracle-gate"
@@ -153,10 +150,15 @@ def _bad(key: str, expected: str) -> GateError:
     return GateError("bad-reply", f"{PROGRAM} answered with a malformed {key!r} (expected {expected})")
 
 
+# Control characters (C0, DEL, C1), line and paragraph separators, bidirectional overrides.
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _line(text: str) -> str:
-    """Remote text that names something (a pm2 process can be called anything): one line, no terminal codes,
-    so it can neither forge a log line nor garble a table, a terminal or a message."""
-    return " ".join(clean_output(text, len(text) + 1).split())
+    """Remote text that names something (a pm2 process can be called anything) as one line of plain text, so it
+    can neither forge a log line nor drive a terminal nor garble a table or a message. What cannot be shown is
+    replaced, not dropped: the name never becomes another process's name (the gate takes none with �)."""
+    return _UNSHOWABLE.sub("\ufffd", text)
 
 
 def _str(obj: JsonObject, key: str) -> str:

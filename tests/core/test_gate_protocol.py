@@ -133,18 +133,23 @@ def test_processes() -> None:
 
 def test_names_and_words_from_the_gate_are_one_line_of_plain_text() -> None:
     # pm2 takes any name (`pm2 start app.js --name "$(printf ...)"`), and a server can be anyone's.
-    evil = "poracle\x1b[2J\x1b]0;owned\x07\n2026-01-01 INFO forged line\u2028\x9b31mred\x00"
+    evil = "poracle\x1b[2J\n2026-01-01 INFO forged\u2028\x9b31m\u202egnp.exe\x00"
     item = {"name": evil, "pm_id": 0, "status": "online\r\nerrored", "pid": 1, "started_at_ms": None}
     item |= {"restarts": 0, "unstable_restarts": 0, "memory_bytes": None, "cpu_percent": None, "exit_code": None}
     (process,) = parse_processes(answer(verb="processes", processes=[item], log_error="cannot\nwrite")).processes
-    assert process.name == "poracle 2026-01-01 INFO forged line 31mred"
-    assert process.status == "online errored"
+    assert process.name == "poracle�[2J�2026-01-01 INFO forged��31m�gnp.exe�"
+    assert process.status == "online��errored"
     restarted = answer(verb="restart", target="all", exit_code=0, output=[], processes=[{**item, "pm_id": 0}])
     assert parse_restart(restarted).processes[0].name == process.name
     logs = answer(verb="logs", name=evil, pm_id=0, lines=[], error_lines=[], log_error="a\x1b[1mb\nc")
-    assert (parse_logs(logs).name, parse_logs(logs).log_error) == (process.name, "ab c")
+    assert (parse_logs(logs).name, parse_logs(logs).log_error) == (process.name, "a�[1mb�c")
     hello = parse_hello(answer(verb="hello", version="1.0.0\x1b[8m", protocols=[1], verbs=["hello\nrestart"]))
-    assert (hello.version, hello.verbs) == ("1.0.0", ("hello restart",))
+    assert (hello.version, hello.verbs) == ("1.0.0�[8m", ("hello�restart",))
+    # Never another process's name: a name the gate takes has no replacement character.
+    with pytest.raises(ValueError):
+        restart_command(
+            parse_processes(answer(verb="processes", processes=[{**item, "name": "poracle\n"}])).processes[0].name
+        )
 
 
 def test_restart_and_logs_carry_the_log_error() -> None:

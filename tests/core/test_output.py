@@ -37,6 +37,7 @@ def test_other_escape_sequences() -> None:
         "\x1b[?25lhidden cursor\x1b[?25h\n"
         "\x1b(Bcharset\x1b(B\x1b[m\x1bM\n"
         "bell\x07 and backspace\x08 and nul\x00\n"
+        "\x9b31mC1 controls\x85 too\x9b0m\n"
     )
     assert clean_output(raw).splitlines() == [
         "title gone",
@@ -45,6 +46,7 @@ def test_other_escape_sequences() -> None:
         "hidden cursor",
         "charset",
         "bell and backspace and nul",
+        "31mC1 controls too0m",
     ]
 
 
