@@ -110,6 +110,18 @@ async def test_non_admin_is_refused_everything_and_nothing_happens(
     assert [m for m in discord_double.messages if not m.ephemeral] == []  # nothing was posted
 
 
+async def test_what_an_admin_typed_comes_back_in_refusals_pinging_nobody(
+    discord_double: DiscordDouble, poracle: PoracleBot
+) -> None:
+    typed = f"@everyone @here <@&{discord_double.admin_role_id}> <@{discord_double.member.id}>"
+    asked = [("history", {"server": typed}), ("processes", {"server": typed}), ("unmute", {"server": typed})]
+    for command, options in asked:
+        record = await discord_double.slash(discord_double.admins[0], "poracle", command, **options)
+        refusal = await record.wait_original()
+        assert refusal.ephemeral and typed in refusal.content, (command, refusal.content)
+        assert not refusal.pings_everyone and refusal.pinged_role_ids == refusal.pinged_user_ids == set(), command
+
+
 async def test_autocomplete_offers_the_servers_and_all(discord_double: DiscordDouble, poracle: PoracleBot) -> None:
     alice = discord_double.admins[0]
     choices = await discord_double.autocomplete(alice, "poracle", "restart", "server", "")
