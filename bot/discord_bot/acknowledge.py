@@ -18,6 +18,7 @@ import discord
 
 from bot.config import ServerConfig, Settings
 from bot.core.monitor import Event, Outage, Reminder, outage_id, restart_may_help
+from bot.core.output import clean_output
 from bot.core.watchdog import AckResult
 from bot.discord_bot import outgoing
 from bot.discord_bot.access import who
@@ -129,7 +130,9 @@ class AckForm(discord.ui.Modal):
         return await admins_only(interaction)  # again: roles may have changed while the form was open
 
     async def on_submit(self, interaction: discord.Interaction[PoracleBot]) -> None:  # type: ignore[override]
-        reason = " ".join(self.reason.value.split())[:REASON_LENGTH]
+        # One line, no terminal codes: the reason goes into the log and the alert as typed otherwise.
+        typed = self.reason.value
+        reason = " ".join(clean_output(typed, len(typed) + 1).split())[:REASON_LENGTH]
         watchdog = interaction.client.watchdog
         result = await watchdog.acknowledge(self.server.name, self.outage, who(interaction.user), reason)
         if await _refused(interaction, self.server, result) or result.ack is None:

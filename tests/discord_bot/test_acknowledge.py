@@ -115,6 +115,20 @@ async def test_an_admin_acknowledges_with_a_reason_reminders_stop_and_the_recove
     assert f"Outage of Main acknowledged by {alice.name} ({alice.id}): on it, the DB is being moved" in caplog.text
 
 
+@pytest.mark.usefixtures("log_info")
+async def test_the_reason_is_kept_as_one_line_without_terminal_codes(
+    discord_double: DiscordDouble, driven: Start, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = discord_double.admins[0]
+    async with driven() as bot:
+        await rounds(bot, 2, clock)
+        (alert,) = posts(discord_double)
+        await acknowledge(discord_double, alice, alert, "on it\x1b[2J\x07\nINFO forged line\x1b]0;title\x07")
+    assert discord_double.message(alert.id).fields["👀 Acknowledged"].endswith(": on it INFO forged line")
+    assert f"acknowledged by {alice.name} ({alice.id}): on it INFO forged line\n" in caplog.text + "\n"
+    assert "\x1b" not in caplog.text and "\x07" not in caplog.text
+
+
 async def test_a_member_without_the_role_can_neither_press_nor_send_the_form(
     discord_double: DiscordDouble, driven: Start, clock: FakeClock
 ) -> None:
