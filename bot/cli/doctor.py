@@ -81,14 +81,17 @@ class Finding:
         return f"[{self.level}] {self.subject}: {self.text}" + (f" — {self.fix}" if self.fix else "")
 
 
-async def run_doctor(env: Mapping[str, str]) -> int:
-    """Print the checklist; 0 only when nothing failed (warnings allowed)."""
+async def run_doctor(env: Mapping[str, str], hint: str | None = None) -> int:
+    """Print the checklist; 0 only when nothing failed (warnings allowed). `hint`: why the configuration may
+    be missing altogether, shown when it is wrong."""
     try:
         settings = load_settings(env)
     except ConfigError as exc:
         from bot.cli.main import EXIT_CONFIG
 
         print("\n".join(Finding(Level.FAIL, "Configuration", problem).line() for problem in exc.problems))
+        if hint:
+            print(Finding(Level.NOTE, "Configuration", hint).line())
         print(f"{len(exc.problems)} configuration problem(s): fix them first, nothing else was checked.")
         return EXIT_CONFIG
     findings = await diagnose(settings)
@@ -201,7 +204,10 @@ def _data_dir(settings: Settings) -> Finding:
         return Finding(
             Level.FAIL, "Data", f"{database} is not a SQLite database", "move it away: the bot starts a new one"
         )
-    return Finding(Level.OK, "Data", f"{directory} is writable")
+    shown = str(directory) if directory.is_absolute() else f"{directory} (from here: {directory.resolve()})"
+    if not directory.exists():
+        return Finding(Level.OK, "Data", f"{shown} does not exist yet; the bot can create it")
+    return Finding(Level.OK, "Data", f"{shown} is writable")
 
 
 def _open_files(settings: Settings) -> Finding:

@@ -8,7 +8,7 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,6 +257,16 @@ def _read_environment(env_file: Path | None) -> dict[str, str]:
     return read_environment(Path(".env") if env_file is None else env_file)
 
 
+def nothing_read(env_file: Path | None, env: Mapping[str, str]) -> str | None:
+    """When no settings came from anywhere, the likely reason: the command ran away from its .env."""
+    if env_file is not None or Path(".env").is_file() or any(key.startswith(("PORACLE_", "DISCORD_")) for key in env):
+        return None
+    return (
+        f"no .env in {Path.cwd()} and no PORACLE_ or DISCORD_ variable set: run poracle-bot in the directory "
+        "of your .env, or pass --env-file PATH"
+    )
+
+
 def _log_lines(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_LOG_LINES:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LOG_LINES}, not {value!r}")
@@ -275,6 +285,7 @@ def _node_path(value: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
+    env: dict[str, str] = {}
     try:
         env = _read_environment(args.env_file)
         for warning in likely_typos(env):
@@ -282,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":  # doctor reports a bad configuration in its own checklist
             from bot.cli.doctor import run_doctor
 
-            return asyncio.run(run_doctor(env))
+            return asyncio.run(run_doctor(env, nothing_read(args.env_file, env)))
         if args.command == "gate" and args.program:  # the program alone: before any configuration is read
             from bot.gate import program_text
 
@@ -308,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("poracle-bot: configuration error:", file=sys.stderr)
         print("\n".join(f"  - {problem}" for problem in exc.problems), file=sys.stderr)
+        if hint := nothing_read(args.env_file, env):
+            print(f"  ({hint})", file=sys.stderr)
         # Docker reserves a HEALTHCHECK's exit status 2: a bot that cannot read its configuration is unhealthy.
         return EXIT_UNHEALTHY if args.command == "healthcheck" else EXIT_CONFIG
     except UnknownServer as exc:

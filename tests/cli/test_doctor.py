@@ -379,6 +379,25 @@ async def test_state_the_bot_user_can_write_passes_and_is_left_as_it_was(bot_hom
     assert listing(home) == before
 
 
+@pytest.mark.parametrize("relative", [False, True])
+async def test_a_data_directory_not_made_yet_is_named_where_it_will_be(
+    sshd: SshServer,
+    api: HttpServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    relative: bool,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative PORACLE_DATA_DIR is relative to where the bot starts
+    fresh = tmp_path / "state" / "fresh"
+    setting = "state/fresh" if relative else str(fresh)
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_DATA_DIR=setting, PORACLE_SSH_KNOWN_HOSTS=str(tmp_path / "kh"))
+    code, lines = await doctor(env, capsys)
+    shown = f"state/fresh (from here: {fresh})" if relative else str(fresh)
+    assert only(lines, "Data:") == f"[ OK ] Data: {shown} does not exist yet; the bot can create it", (code, lines)
+    assert not (tmp_path / "state").exists()  # doctor made nothing
+
+
 async def test_a_file_that_is_not_a_database_fails(
     sshd: SshServer, api: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -178,6 +178,26 @@ async def test_a_config_whose_only_server_block_is_misspelt_fails(tmp_path: Path
     assert run.out == "" and api.requests == []
 
 
+@pytest.mark.parametrize("command", ["check", "doctor"])
+async def test_a_command_run_away_from_its_env_says_where_it_looked(tmp_path: Path, command: str) -> None:
+    run = await cli(tmp_path, command)
+    assert run.code == 2, run
+    hint = (
+        f"no .env in {tmp_path} and no PORACLE_ or DISCORD_ variable set: run poracle-bot in the directory of "
+        "your .env, or pass --env-file PATH"
+    )
+    assert hint in (run.err if command == "check" else run.out), run
+    assert list(tmp_path.iterdir()) == []  # nothing was made
+
+
+async def test_an_env_without_servers_is_not_taken_for_a_missing_one(tmp_path: Path) -> None:
+    write_env(tmp_path, PORACLE_DOWN_AFTER="3")
+    run = await cli(tmp_path, "check")
+    assert run.code == 2, run
+    assert "PORACLE_SERVER_1_HOST: no servers configured" in run.err
+    assert "no .env in" not in run.err
+
+
 # ---------------------------------------------------------------------------------------------- restart
 
 
