@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_options(sub, in_command=True)
         return sub
 
-    command("check", "check every server's health; exit 0 when all are online, 3 when some are degraded, else 1")
+    command("check", "check every server's health; exit 0: all online, 1: any offline, 3: none offline, some degraded")
     restart = command("restart", "restart one server, or all of them, over SSH")
     restart.add_argument("server", metavar="NAME", help=f"a configured server name, or '{ALL}'")
     restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
