@@ -550,6 +550,15 @@ class Store:
                 [(outcome, reason, RUNNING, origin.value) for origin in origins],
             ).rowcount
 
+    def cut_off_restarts_of(self, servers: Iterable[str], outcome: str, reason: str) -> int:
+        """Restarts of `servers` still RUNNING, whoever asked: they end as `outcome` with `reason`. How many."""
+        with self._transaction():
+            return self._db.executemany(
+                "UPDATE restarts SET outcome = ?, reason = ? "
+                "WHERE outcome = ? AND server_id = (SELECT id FROM servers WHERE name = ?)",
+                [(outcome, reason, RUNNING, server) for server in servers],
+            ).rowcount
+
     def unshown_restarts(self, before: datetime) -> dict[str, list[RestartRecord]]:
         """The restarts started before `before` whose outcome was never shown where their requesters watch it,
         by that place (restarts asked for together share one); none of a place where one still runs."""

@@ -94,6 +94,7 @@ class PoracleFront:
             log.warning("DISCORD_ALERT_CHANNEL_ID is not set: outages are logged but not posted")
         async with self.service, contextlib.AsyncExitStack() as metrics:
             await self.service.end_cut_off_restarts((Origin.DISCORD, Origin.AUTOMATIC))
+            await self.service.end_abandoned_restarts()  # a command line's, killed mid-restart
             address = self.settings.metrics_address
             if self.watchdog.metrics is not None and address is not None:
                 await metrics.enter_async_context(serving(self.watchdog.metrics, *address))

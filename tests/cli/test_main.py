@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import re
 import signal
@@ -16,8 +17,8 @@ from aiohttp import web
 from bot.cli.main import EXIT_BUSY, EXIT_DEGRADED
 from bot.config import load_settings
 from bot.core import heartbeat
-from bot.core.service import Requester
-from bot.core.store import Origin
+from bot.core.service import ABANDONED_REASON, INTERRUPTED, Requester
+from bot.core.store import RUNNING, Origin, RestartRecord, Store
 from tests.support.cli import cli, running_cli, write_env
 from tests.support.fixtures import SlowRestart, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port, status
@@ -299,15 +300,30 @@ async def test_a_restart_while_the_bot_restarts_that_server_is_refused_at_once_n
     assert audited == [("alice (123)", "restarted")]
 
 
+@pytest.mark.parametrize("tidied_by", ["the next restart", "a bot starting"])
 async def test_a_second_command_line_is_refused_naming_the_first_which_killed_leaves_no_lock_behind(
-    sshd: SshServer, tmp_path: Path, api: HttpServer, slow_restart: SlowRestart
+    sshd: SshServer, tmp_path: Path, api: HttpServer, slow_restart: SlowRestart, tidied_by: str
 ) -> None:
-    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, slow_restart.command))
+    env = ssh_env(sshd, tmp_path, "Main", api.url, slow_restart.command)
+    write_env(tmp_path, **env)
+    settings = load_settings(env)
+
+    def audit() -> list[tuple[Origin, str, str]]:
+        with contextlib.closing(Store.open(settings.data_dir)) as store:
+            return [(row.origin, row.outcome, row.reason) for row in store.history() if isinstance(row, RestartRecord)]
+
     async with running_cli(tmp_path, "restart", "Main", "--yes") as first:
         await slow_restart.started()
         second = await cli(tmp_path, "restart", "main", "--yes")
+        async with open_service(settings) as service:  # a bot starting now: the first still runs, its row too
+            assert await service.end_abandoned_restarts() == 0
         first.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel drops its lock
         await first.wait()
+    assert audit() == [(Origin.CLI, RUNNING, "")]  # what the killed one left
+    if tidied_by == "a bot starting":
+        async with open_service(settings) as service:
+            assert await service.end_abandoned_restarts() == 1
+        assert audit() == [(Origin.CLI, INTERRUPTED, ABANDONED_REASON)]
     assert second.code == EXIT_BUSY, second
     holder = f"{getpass.getuser()} on the command line (pid {first.pid})"
     assert (
@@ -319,6 +335,8 @@ async def test_a_second_command_line_is_refused_naming_the_first_which_killed_le
     assert third.code == 0, third
     assert "Main: restarted (exit code 0)" in third.out
     assert slow_restart.runs == 2
+    # Under the lock the killed one's row can only be a leftover: it ends, and the new one is audited.
+    assert audit() == [(Origin.CLI, "restarted", "exit code 0"), (Origin.CLI, INTERRUPTED, ABANDONED_REASON)]
 
 
 # ----------------------------------------------------------------------------------------------- config
