@@ -41,8 +41,10 @@ EXIT_UNHEALTHY = 1
 EXIT_DEGRADED = 3  # `check`: every server answers, but some refuse the bot or are stuck
 
 
-def setup_logging(level: int = logging.WARNING) -> None:
-    """Log lines in the style of discord.py's `setup_logging`; asyncssh is chatty below WARNING."""
+def setup_logging(level: int = logging.WARNING, *, debug: bool = False) -> None:
+    """Log lines in the style of discord.py's `setup_logging`; asyncssh is chatty below WARNING. `debug`: the
+    bot's own DEBUG lines too (e.g. every automatic-restart decision), not the libraries' (discord.py's DEBUG
+    carries whole gateway payloads)."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter("[{asctime}] [{levelname:<8}] {name}: {message}", "%Y-%m-%d %H:%M:%S", style="{")
@@ -51,6 +53,7 @@ def setup_logging(level: int = logging.WARNING) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    logging.getLogger("bot").setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
 def health_row(result: HealthResult) -> list[str]:
@@ -203,7 +206,8 @@ def _add_options(parser: argparse.ArgumentParser, *, in_command: bool) -> None:
     keep: dict[str, Any] = {"default": argparse.SUPPRESS} if in_command else {}
     help_env = "read settings from FILE, which must exist (default: ./.env, if there is one)"
     parser.add_argument("--env-file", type=Path, metavar="FILE", help=help_env, **keep)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)", **keep)
+    help_verbose = "log what happens (INFO level); twice (-vv): the bot's DEBUG lines too"
+    parser.add_argument("-v", "--verbose", action="count", help=help_verbose, **keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,7 +288,8 @@ def _node_path(value: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
+    verbosity = args.verbose or 0
+    setup_logging(logging.INFO if verbosity or args.command == "run" else logging.WARNING, debug=verbosity > 1)
     env: dict[str, str] = {}
     try:
         env = _read_environment(args.env_file)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import re
 import signal
 import uuid
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.cli.main import EXIT_BUSY, EXIT_DEGRADED
+from bot.cli.main import EXIT_BUSY, EXIT_DEGRADED, main
 from bot.config import load_settings
 from bot.core import heartbeat
 from bot.core.service import ABANDONED_REASON, INTERRUPTED, Requester
@@ -390,3 +391,28 @@ async def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
     run = await cli(tmp_path)
     assert run.code == 2
     assert "usage:" in run.err
+
+
+@pytest.mark.parametrize(
+    ("options", "bot_level", "libraries_level"),
+    [
+        ([], logging.WARNING, logging.WARNING),
+        (["-v"], logging.INFO, logging.INFO),
+        (["-vv"], logging.DEBUG, logging.INFO),
+    ],
+)
+def test_verbose_twice_shows_the_bots_debug_lines_and_not_the_libraries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], bot_level: int, libraries_level: int
+) -> None:
+    write_env(tmp_path, **server_env(1, "Main", "http://192.0.2.1:3030"))
+    monkeypatch.chdir(tmp_path)
+    root, handlers, bot_logger = logging.getLogger(), logging.getLogger().handlers[:], logging.getLogger("bot")
+    levels = root.level, bot_logger.level
+    try:
+        assert main([*options, "config"]) == 0
+        assert logging.getLogger("bot.core.selfheal").getEffectiveLevel() == bot_level
+        assert logging.getLogger("discord.gateway").getEffectiveLevel() == libraries_level
+    finally:  # main() sets up logging for a whole process: give pytest's back
+        root.handlers[:] = handlers
+        root.setLevel(levels[0])
+        bot_logger.setLevel(levels[1])
