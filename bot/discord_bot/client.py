@@ -255,6 +255,15 @@ class PoracleBot(commands.Bot):
         assert self.user is not None
         log.info("Connected to Discord as %s, watching %d server(s)", who(self.user), len(self.settings.servers))
 
+    async def close(self) -> None:
+        # discord.py fires 'ready' from a task of its own up to 2 s after READY, and close() leaves that task
+        # running: a bot stopped meanwhile then dispatches into a closed client ("Task exception was never
+        # retrieved", AttributeError on its loop). Cancelled, the task ends quietly (it expects that).
+        ready = self._connection._ready_task
+        if ready is not None:
+            ready.cancel()
+        await super().close()
+
 
 def freeze_loaded() -> None:
     """What is loaded by now (discord.py, aiohttp, asyncssh, pydantic: some 75,000 objects) lives as long as the
