@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot import gate
-from tests.cli.test_doctor import doctor, only
+from tests.support.doctor import doctor, only
 from tests.support.gate import GATE, World, bot_env, key_options, old_gate
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshdFactory, SshServer

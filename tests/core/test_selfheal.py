@@ -25,10 +25,10 @@ from bot.core.service import NOT_STARTED_REASON, STOPPED_REASON, Requester, Rest
 from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import FILE_NAME, Origin, RestartRecord, Store
 from bot.core.watchdog import Watchdog
-from tests.core.test_watchdog import INTERVAL, Fleet, Sink, settings_for
 from tests.support.clock import START, FakeClock
 from tests.support.fixtures import deliveries
 from tests.support.pm2_lists import Pm2Lists, process
+from tests.support.watchdog import INTERVAL, Fleet, Sink, settings_for
 
 MINUTE = timedelta(minutes=1)
 
