@@ -35,8 +35,8 @@ COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint
 WORKDIR /app
 # known_hosts (pinned server keys), the database and the heartbeat file live here.
 VOLUME ["/app/data"]
-# Healthy only while the bot is connected to Discord and its monitor finished a round recently (see
-# `heartbeat_max_age` in bot/cli/main.py). Runs as the bot's user: it only reads /app/data/heartbeat.json.
+# Healthy while the bot's monitor rounds run (see `heartbeat_max_age` in bot/cli/main.py); Discord being
+# away does not make it unhealthy (restarting would not bring Discord back), the status's words say so. Runs as the bot's user: it only reads /app/data/heartbeat.json.
 # start-period: logging in and the first round of checks; retries: one gateway reconnect is not an outage.
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
     CMD ["setpriv", "--reuid=poracle", "--regid=poracle", "--clear-groups", "poracle-bot", "healthcheck"]

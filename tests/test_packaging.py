@@ -71,6 +71,20 @@ def test_compose_passes_every_variable_and_keeps_state() -> None:
     assert ":/app/ssh_key:ro" in (ROOT / "docker-compose.override.example.yml").read_text()
 
 
+def test_compose_keeps_the_containers_paths_whatever_env_says() -> None:
+    # A .env written for a checkout (PORACLE_DATA_DIR=./data) must not move the state out of the volume or the
+    # key away from its mount: compose's `environment:` wins over `env_file:`.
+    text = (ROOT / "docker-compose.yml").read_text()
+    block = re.search(r"^    environment:\n((?:      .*\n)+)", text, re.MULTILINE)
+    assert block is not None
+    pinned = dict(line.strip().split(": ", 1) for line in block[1].splitlines())
+    assert pinned == {
+        "PORACLE_DATA_DIR": "/app/data",
+        "PORACLE_SSH_KEY_PATH": "/app/ssh_key",
+        "PORACLE_SSH_KNOWN_HOSTS": "/app/data/known_hosts",
+    }
+
+
 def test_compose_gives_a_stopping_bot_the_time_a_running_restart_needs(tmp_path: Path) -> None:
     # `docker compose stop` sends SIGTERM, then SIGKILL after stop_grace_period: with the default settings a
     # restart in progress ends and is shown in Discord in between (the service's stop budget, then REPLY_WAIT).

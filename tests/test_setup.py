@@ -49,3 +49,20 @@ def test_the_setup_scripts_are_valid_shell(script: str) -> None:
     assert path.stat().st_mode & 0o111, f"{script} is not executable"
     shell = "sh" if path.read_text().startswith("#!/bin/sh") else "bash"
     subprocess.run([shell, "-n", str(path)], check=True, timeout=10)
+
+
+def test_a_failed_install_says_what_it_needs_and_is_tried_again_next_time(tmp_path: Path) -> None:
+    # A checkout whose .venv exists but whose pip cannot download (no network, as in this test).
+    for name in ("poracle-bot", "pyproject.toml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / "poracle-bot").chmod(0o755)
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\necho 'ERROR: No matching distribution found for discord.py' >&2\nexit 1\n")
+    python.chmod(0o755)
+    run = subprocess.run([str(tmp_path / "poracle-bot"), "check"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 1, run
+    assert "ERROR: No matching distribution found for discord.py" in run.stderr
+    assert "poracle-bot: pip could not install the bot into" in run.stderr
+    assert "check\nporacle-bot: this machine reaches pypi.org, or name a mirror in PIP_INDEX_URL" in run.stderr
+    assert not (tmp_path / ".venv" / ".installed").exists()  # the next run tries again

@@ -34,7 +34,7 @@ from bot.config import (
     load_settings,
 )
 from bot.core import open_files, store
-from bot.core.gate_protocol import PROTOCOL, GateHello, hello_command, parse_hello
+from bot.core.gate_protocol import NO_OUTPUT, PROTOCOL, GateHello, hello_command, parse_hello
 from bot.core.health import HealthChecker, HealthResult, fix
 from bot.core.hostkeys import KnownHosts, fingerprint
 from bot.core.push import HeartbeatPush
@@ -52,6 +52,10 @@ API_FIX = (
     "and does the firewall let this machine reach that port?"
 )
 GATE_INSTALL_FIX = "`poracle-bot gate` prints the three steps that install it"
+EMPTY_GATE_FIX = (
+    "it ran and printed nothing, not even an error: ~/bin/poracle-gate there may be empty (a copy whose left side "
+    "failed); step 1 of `poracle-bot gate` copies it again"
+)
 NODE_FIX = (
     "node is not on the PATH of SSH commands there: `poracle-bot gate --node=/full/path/to/node` prints a key "
     "line that names it"
@@ -81,14 +85,17 @@ class Finding:
         return f"[{self.level}] {self.subject}: {self.text}" + (f" — {self.fix}" if self.fix else "")
 
 
-async def run_doctor(env: Mapping[str, str]) -> int:
-    """Print the checklist; 0 only when nothing failed (warnings allowed)."""
+async def run_doctor(env: Mapping[str, str], hint: str | None = None) -> int:
+    """Print the checklist; 0 only when nothing failed (warnings allowed). `hint`: why the configuration may
+    be missing altogether, shown when it is wrong."""
     try:
         settings = load_settings(env)
     except ConfigError as exc:
         from bot.cli.main import EXIT_CONFIG
 
         print("\n".join(Finding(Level.FAIL, "Configuration", problem).line() for problem in exc.problems))
+        if hint:
+            print(Finding(Level.NOTE, "Configuration", hint).line())
         print(f"{len(exc.problems)} configuration problem(s): fix them first, nothing else was checked.")
         return EXIT_CONFIG
     findings = await diagnose(settings)
@@ -201,7 +208,10 @@ def _data_dir(settings: Settings) -> Finding:
         return Finding(
             Level.FAIL, "Data", f"{database} is not a SQLite database", "move it away: the bot starts a new one"
         )
-    return Finding(Level.OK, "Data", f"{directory} is writable")
+    shown = str(directory) if directory.is_absolute() else f"{directory} (from here: {directory.resolve()})"
+    if not directory.exists():
+        return Finding(Level.OK, "Data", f"{shown} does not exist yet; the bot can create it")
+    return Finding(Level.OK, "Data", f"{shown} is writable")
 
 
 def _open_files(settings: Settings) -> Finding:
@@ -325,7 +335,12 @@ def _gate(server: ServerConfig, hello: GateResult[GateHello]) -> list[Finding]:
             text = f"poracle-gate did not answer hello: {ended.reason}"
             return [*findings, Finding(Level.FAIL, server.name, text, "see its log, ~/.local/state/poracle-gate/")]
         if hello.error_code == "no-reply":
-            fix = NODE_FIX if _NODE_MISSING.search(ended.reason) else GATE_INSTALL_FIX
+            if _NODE_MISSING.search(ended.reason):
+                fix = NODE_FIX
+            elif ended.reason.endswith(f"Output: {NO_OUTPUT}") and ended.exit_code == 0:
+                fix = EMPTY_GATE_FIX
+            else:
+                fix = GATE_INSTALL_FIX
             text = f"poracle-gate is not installed for the bot's key: {ended.reason}"
             return [*findings, Finding(Level.FAIL, server.name, text, fix)]
         return [*findings, Finding(Level.FAIL, server.name, ended.reason)]

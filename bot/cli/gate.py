@@ -16,7 +16,10 @@ from bot.core.gate_protocol import PROGRAM, VERBS
 from bot.core.ssh import ConnectionProblem, read_client_key
 
 GATE_PATH = f"~/bin/{PROGRAM}"  # the forced command runs through the user's shell, which expands ~
-INSTALL = f"mkdir -p ~/bin && cat > {GATE_PATH} && chmod 755 {GATE_PATH}"
+# Received beside the gate and moved over it only when something arrived: a pipe whose left side failed
+# (`poracle-bot: command not found`) must not leave an empty gate that answers nothing.
+_NEW = f"{GATE_PATH}.new"
+INSTALL = f"mkdir -p ~/bin && cat > {_NEW} && test -s {_NEW} && chmod 755 {_NEW} && mv {_NEW} {GATE_PATH}"
 # A path that cannot end the quoted command="..." of the key line nor mean anything to the shell.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_.@+/-]*")
 
@@ -67,8 +70,8 @@ def instructions(settings: Settings, node: str | None) -> str:
             "Install it on each server as the SSH user the bot logs in as; step 1 copies it with your own SSH login.",
             "",
             *(line for block in blocks for line in [*block, ""]),
-            "In Docker, write `docker compose run --rm -T poracle-bot` for `poracle-bot` (-T: no terminal, so the",
-            "program is copied byte for byte).",
+            "From a checkout, write `./poracle-bot` for `poracle-bot`; in Docker, `docker compose run --rm -T",
+            "poracle-bot` (-T: no terminal, so the program is copied byte for byte).",
             "If node is not on the PATH of SSH commands there (nvm), `poracle-bot gate --node=/full/path/to/node`",
             "prints key lines that name it. How the gate works and its options: bot/gate/README.md.",
         ]

@@ -8,7 +8,7 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +41,10 @@ EXIT_UNHEALTHY = 1
 EXIT_DEGRADED = 3  # `check`: every server answers, but some refuse the bot or are stuck
 
 
-def setup_logging(level: int = logging.WARNING) -> None:
-    """Log lines in the style of discord.py's `setup_logging`; asyncssh is chatty below WARNING."""
+def setup_logging(level: int = logging.WARNING, *, debug: bool = False) -> None:
+    """Log lines in the style of discord.py's `setup_logging`; asyncssh is chatty below WARNING. `debug`: the
+    bot's own DEBUG lines too (e.g. every automatic-restart decision), not the libraries' (discord.py's DEBUG
+    carries whole gateway payloads)."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter("[{asctime}] [{levelname:<8}] {name}: {message}", "%Y-%m-%d %H:%M:%S", style="{")
@@ -51,6 +53,7 @@ def setup_logging(level: int = logging.WARNING) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    logging.getLogger("bot").setLevel(logging.DEBUG if debug else logging.NOTSET)
 
 
 def health_row(result: HealthResult) -> list[str]:
@@ -203,7 +206,8 @@ def _add_options(parser: argparse.ArgumentParser, *, in_command: bool) -> None:
     keep: dict[str, Any] = {"default": argparse.SUPPRESS} if in_command else {}
     help_env = "read settings from FILE, which must exist (default: ./.env, if there is one)"
     parser.add_argument("--env-file", type=Path, metavar="FILE", help=help_env, **keep)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)", **keep)
+    help_verbose = "log what happens (INFO level); twice (-vv): the bot's DEBUG lines too"
+    parser.add_argument("-v", "--verbose", action="count", help=help_verbose, **keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_options(sub, in_command=True)
         return sub
 
-    command("check", "check every server's health; exit 0 when all are online, 3 when some are degraded, else 1")
+    command("check", "check every server's health; exit 0: all online, 1: any offline, 3: none offline, some degraded")
     restart = command("restart", "restart one server, or all of them, over SSH")
     restart.add_argument("server", metavar="NAME", help=f"a configured server name, or '{ALL}'")
     restart.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -257,6 +261,16 @@ def _read_environment(env_file: Path | None) -> dict[str, str]:
     return read_environment(Path(".env") if env_file is None else env_file)
 
 
+def nothing_read(env_file: Path | None, env: Mapping[str, str]) -> str | None:
+    """When no settings came from anywhere, the likely reason: the command ran away from its .env."""
+    if env_file is not None or Path(".env").is_file() or any(key.startswith(("PORACLE_", "DISCORD_")) for key in env):
+        return None
+    return (
+        f"no .env in {Path.cwd()} and no PORACLE_ or DISCORD_ variable set: run poracle-bot in the directory "
+        "of your .env, or pass --env-file PATH"
+    )
+
+
 def _log_lines(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_LOG_LINES:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_LOG_LINES}, not {value!r}")
@@ -274,7 +288,9 @@ def _node_path(value: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
+    verbosity = args.verbose or 0
+    setup_logging(logging.INFO if verbosity or args.command == "run" else logging.WARNING, debug=verbosity > 1)
+    env: dict[str, str] = {}
     try:
         env = _read_environment(args.env_file)
         for warning in likely_typos(env):
@@ -282,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":  # doctor reports a bad configuration in its own checklist
             from bot.cli.doctor import run_doctor
 
-            return asyncio.run(run_doctor(env))
+            return asyncio.run(run_doctor(env, nothing_read(args.env_file, env)))
         if args.command == "gate" and args.program:  # the program alone: before any configuration is read
             from bot.gate import program_text
 
@@ -308,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("poracle-bot: configuration error:", file=sys.stderr)
         print("\n".join(f"  - {problem}" for problem in exc.problems), file=sys.stderr)
+        if hint := nothing_read(args.env_file, env):
+            print(f"  ({hint})", file=sys.stderr)
         # Docker reserves a HEALTHCHECK's exit status 2: a bot that cannot read its configuration is unhealthy.
         return EXIT_UNHEALTHY if args.command == "healthcheck" else EXIT_CONFIG
     except UnknownServer as exc:

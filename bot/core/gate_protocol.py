@@ -23,6 +23,7 @@ MAX_PM2_ID = 999_999
 MAX_LOG_LINES = 200
 MAX_COMMAND_BYTES = 256
 _OUTPUT_IN_ERROR = 300  # characters of non-gate output quoted in an error
+NO_OUTPUT = "(no output)"  # what a no-reply error quotes when the session printed nothing at all
 
 JsonObject: TypeAlias = dict[str, object]
 
@@ -243,7 +244,7 @@ def read_reply(output: str, verb: str) -> JsonObject:
     """The gate's answer to ``verb`` in raw session output, when it says ok; else raises GateError."""
     reply = _last_gate_object(output)
     if reply is None:
-        shown = output.strip()[-_OUTPUT_IN_ERROR:] or "(no output)"
+        shown = output.strip()[-_OUTPUT_IN_ERROR:] or NO_OUTPUT
         raise GateError(
             "no-reply", f"no answer from {PROGRAM}; is it the forced command of the bot's key? Output: {shown}"
         )

@@ -159,8 +159,11 @@ class SelfHealer:
             self._said.pop(server, None)
             return
         if isinstance(decision, Skip):
-            if self._said.get(server) != decision.kind:
-                log.info("Automatic restart of %s not now: %s", server, decision.reason)
+            # Every skip is logged with its reason; a repeat of the last round's at DEBUG, so a server that
+            # waits an hour is one INFO line, not sixty.
+            repeat = self._said.get(server) == decision.kind
+            log.log(logging.DEBUG if repeat else logging.INFO, "Automatic restart of %s not now: %s", server,
+                    decision.reason)  # fmt: skip
             self._said[server] = decision.kind
             return
         self._said.pop(server, None)

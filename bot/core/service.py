@@ -48,6 +48,7 @@ INTERRUPTED = "interrupted"
 STOPPED_REASON = "the bot was stopped; outcome unknown"
 CUT_OFF_REASON = "the bot crashed or was killed before it ended; outcome unknown"
 NOT_STARTED_REASON = "not started: the bot is stopping"
+ABANDONED_REASON = "what ran it (the bot or a command line) ended before it did; outcome unknown"
 
 T = TypeVar("T")
 
@@ -348,6 +349,35 @@ class PoracleService:
             log.warning("%d restart(s) were cut off when the bot last stopped; audited as interrupted", count)
         return count
 
+    async def end_abandoned_restarts(self) -> int:
+        """Restarts still RUNNING in the audit on SSH targets whose lock nobody holds: a restart runs only under
+        its target's lock and its row ends before the lock is let go, so whatever ran it is gone (a command line
+        killed mid-restart). Each target's lock is taken for the look, so none starts meanwhile; a target in
+        use is left for later. How many ended."""
+        count = 0
+        for key in dict.fromkeys(map(restart_lock_key, self.settings.servers)):
+            try:
+                lock = await self.locks.acquire(key, Holder("the bot (ending cut-off restarts)", (), self.clock.now()))
+            except LockError:
+                continue  # the restarts themselves will say what is wrong with the lock directory
+            if not isinstance(lock, Locked):
+                with lock:
+                    count += await self._end_abandoned(key)
+        return count
+
+    async def _end_abandoned(self, key: str) -> int:
+        """Under `key`'s lock: every RUNNING row of its servers is one whose process is gone."""
+        names = [server.name for server in self.settings.servers if restart_lock_key(server) == key]
+        try:
+            count = await asyncio.to_thread(self.store.cut_off_restarts_of, names, INTERRUPTED, ABANDONED_REASON)
+        except Exception:  # tidying the audit must never stop a restart
+            log.exception("Could not end the restarts of %s left running", ", ".join(names))
+            return 0
+        if count:
+            names_text = ", ".join(names)
+            log.warning("%d restart(s) of %s left running by a process that ended: interrupted", count, names_text)
+        return count
+
     async def restart(
         self, server: ServerConfig, requested_by: Requester, *, process: str | None = None
     ) -> RestartResult:
@@ -417,6 +447,7 @@ class PoracleService:
             return [RestartResult(server.name, requested_by, None, locked=lock, process=process) for server in servers]
         results: list[RestartResult] = []
         with lock:
+            await self._end_abandoned(restart_lock_key(servers[0]))
             for group in _grouped(servers, lambda server: (server.access, restart_request(server, process))):
                 results += await self._restart_group(group, requested_by, process)
         return results

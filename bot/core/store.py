@@ -550,6 +550,15 @@ class Store:
                 [(outcome, reason, RUNNING, origin.value) for origin in origins],
             ).rowcount
 
+    def cut_off_restarts_of(self, servers: Iterable[str], outcome: str, reason: str) -> int:
+        """Restarts of `servers` still RUNNING, whoever asked: they end as `outcome` with `reason`. How many."""
+        with self._transaction():
+            return self._db.executemany(
+                "UPDATE restarts SET outcome = ?, reason = ? "
+                "WHERE outcome = ? AND server_id = (SELECT id FROM servers WHERE name = ?)",
+                [(outcome, reason, RUNNING, server) for server in servers],
+            ).rowcount
+
     def unshown_restarts(self, before: datetime) -> dict[str, list[RestartRecord]]:
         """The restarts started before `before` whose outcome was never shown where their requesters watch it,
         by that place (restarts asked for together share one); none of a place where one still runs."""
@@ -589,11 +598,12 @@ class Store:
 
     def history(self, server: str | None = None, limit: int = 50) -> list[HistoryEntry]:
         """The latest restarts and outages (of one server, or all), newest first."""
+        given = {"server": server, "limit": limit}  # named: CPython 3.12.0-3.12.3 warn on numbered ones (#117995)
         with self._lock:
             restarts = self._db.execute(
                 f"SELECT {_RESTART_COLUMNS} FROM restarts JOIN servers ON servers.id = server_id "
-                "WHERE ?1 IS NULL OR name = ?1 ORDER BY at DESC LIMIT ?2",
-                (server, limit),
+                "WHERE (:server IS NULL OR name = :server) ORDER BY at DESC LIMIT :limit",
+                given,
             ).fetchall()
             # An outage ends with the recovery that names the same start; a degraded spell with the fully
             # online again that does, or with the next outage.
@@ -602,13 +612,13 @@ class Store:
                 "r.server_id = o.server_id AND ((r.kind = CASE o.kind WHEN 'outage' THEN 'recovery' ELSE 'healthy' "
                 "END AND r.since = o.since) OR (o.kind = 'degraded' AND r.kind = 'outage' AND r.at > o.since))) "
                 "FROM events o JOIN servers ON servers.id = o.server_id WHERE o.kind IN ('outage', 'degraded') "
-                "AND (?1 IS NULL OR name = ?1) ORDER BY o.since DESC LIMIT ?2",
-                (server, limit),
+                "AND (:server IS NULL OR name = :server) ORDER BY o.since DESC LIMIT :limit",
+                given,
             ).fetchall()
             given_up = self._db.execute(
                 f"SELECT name, since, reason FROM events JOIN servers ON servers.id = server_id WHERE kind = "
-                f"'{NEEDS_HUMAN}' AND (?1 IS NULL OR name = ?1) ORDER BY since DESC LIMIT ?2",
-                (server, limit),
+                f"'{NEEDS_HUMAN}' AND (:server IS NULL OR name = :server) ORDER BY since DESC LIMIT :limit",
+                given,
             ).fetchall()
         entries: list[HistoryEntry] = [_restart_record(row) for row in restarts]
         entries += [

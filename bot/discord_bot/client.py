@@ -94,6 +94,7 @@ class PoracleFront:
             log.warning("DISCORD_ALERT_CHANNEL_ID is not set: outages are logged but not posted")
         async with self.service, contextlib.AsyncExitStack() as metrics:
             await self.service.end_cut_off_restarts((Origin.DISCORD, Origin.AUTOMATIC))
+            await self.service.end_abandoned_restarts()  # a command line's, killed mid-restart
             address = self.settings.metrics_address
             if self.watchdog.metrics is not None and address is not None:
                 await metrics.enter_async_context(serving(self.watchdog.metrics, *address))
@@ -253,6 +254,15 @@ class PoracleBot(commands.Bot):
     async def on_ready(self) -> None:
         assert self.user is not None
         log.info("Connected to Discord as %s, watching %d server(s)", who(self.user), len(self.settings.servers))
+
+    async def close(self) -> None:
+        # discord.py fires 'ready' from a task of its own up to 2 s after READY, and close() leaves that task
+        # running: a bot stopped meanwhile then dispatches into a closed client ("Task exception was never
+        # retrieved", AttributeError on its loop). Cancelled, the task ends quietly (it expects that).
+        ready = self._connection._ready_task
+        if ready is not None:
+            ready.cancel()
+        await super().close()
 
 
 def freeze_loaded() -> None:

@@ -235,15 +235,36 @@ function nvmCandidates(home) {
   return versions.sort(compareVersionsDescending).map(function (v) { return path.join(root, v, 'bin', 'pm2'); });
 }
 
+// npm's global prefix when it is not node's own: NPM_CONFIG_PREFIX, else a `prefix=` line of ~/.npmrc
+// (whose other lines, auth tokens among them, are never used). `~/` and ${HOME} expand as npm does.
+function npmPrefix(env, home) {
+  let prefix = env.NPM_CONFIG_PREFIX || env.npm_config_prefix;
+  if (!prefix) {
+    let text;
+    try {
+      text = fs.readFileSync(path.join(home, '.npmrc'), 'utf8');
+    } catch (err) {
+      return null;
+    }
+    const line = text.split(/\r?\n/).map(function (l) { return /^\s*prefix\s*=\s*(.*?)\s*$/.exec(l); })
+      .filter(Boolean)[0];
+    prefix = line ? line[1].replace(/^(["'])(.*)\1$/, '$2') : '';
+  }
+  prefix = prefix.replace(/\$\{HOME\}/g, home).replace(/^~(?=\/|$)/, home);
+  return path.isAbsolute(prefix) ? prefix : null;
+}
+
 // Where pm2 usually is, in order: PATH, beside the node running this gate (npm -g installs there), the
-// newest nvm node, npm's user prefix, then the system places.
+// newest nvm node, npm's configured prefix, npm's usual user prefix, then the system places.
 function pm2Candidates(env, home, execPath) {
   const fromPath = (env.PATH || '').split(path.delimiter).filter(Boolean).map(function (dir) {
     return path.join(dir, 'pm2');
   });
+  const prefix = npmPrefix(env, home);
   return fromPath.concat(
     [path.join(path.dirname(execPath), 'pm2')],
     nvmCandidates(home),
+    prefix ? [path.join(prefix, 'bin', 'pm2')] : [],
     [
       path.join(home, '.npm-global', 'bin', 'pm2'),
       '/usr/local/lib/node_modules/pm2/bin/pm2',

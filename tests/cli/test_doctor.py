@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.doctor import run_doctor
 from bot.cli.main import main
 from bot.core.store import Store
 from tests.support.cli import User, cli, unprivileged_user, write_env
+from tests.support.doctor import doctor, doctor_env, only, pin
 from tests.support.local_http import HttpServer, http_server, refused_port
 from tests.support.poracle_http import PoracleJsLike, PoracleNgLike, poracle_js, poracle_ng
 from tests.support.sshd import SshdFactory, SshServer, generate_key
@@ -25,41 +25,6 @@ from tests.support.sshd import SshdFactory, SshServer, generate_key
 async def api() -> AsyncIterator[HttpServer]:
     async with http_server() as http:
         yield http
-
-
-def doctor_env(sshd: SshServer, api: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "DISCORD_TOKEN": "test-token",
-        "DISCORD_ADMIN_ROLE_IDS": "123",
-        "DISCORD_ALERT_CHANNEL_ID": "456",
-        "PORACLE_SSH_KEY_PATH": str(sshd.client_key),
-        "PORACLE_SSH_KNOWN_HOSTS": str(tmp_path / "data" / "known_hosts"),
-        "PORACLE_DATA_DIR": str(tmp_path / "data"),
-        "PORACLE_SSH_CONNECT_TIMEOUT": "5",
-        "PORACLE_HEALTH_TIMEOUT": "2",
-        "PORACLE_SERVER_1_NAME": "Main",
-        "PORACLE_SERVER_1_HOST": sshd.host,
-        "PORACLE_SERVER_1_SSH_PORT": str(sshd.port),
-        "PORACLE_SERVER_1_SSH_USER": sshd.user,
-        "PORACLE_SERVER_1_API": api,
-    } | extra
-
-
-async def doctor(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
-    code = await run_doctor(env)
-    return code, capsys.readouterr().out.splitlines()
-
-
-def only(lines: list[str], *words: str) -> str:
-    """The one line that contains every word."""
-    found = [line for line in lines if all(word in line for word in words)]
-    assert len(found) == 1, (words, lines)
-    return found[0]
-
-
-def pin(sshd: SshServer, tmp_path: Path) -> Path:
-    (tmp_path / "data").mkdir(exist_ok=True)
-    return sshd.write_known_hosts(tmp_path / "data" / "known_hosts")
 
 
 async def test_all_good_exits_0_with_a_checklist(
@@ -381,6 +346,25 @@ async def test_state_the_bot_user_can_write_passes_and_is_left_as_it_was(bot_hom
     assert only(lines, f"[ OK ] Data: {data} is writable")
     assert only(lines, f"[ OK ] Host keys: {data / 'known_hosts'} is usable (policy accept-new)")
     assert listing(home) == before
+
+
+@pytest.mark.parametrize("relative", [False, True])
+async def test_a_data_directory_not_made_yet_is_named_where_it_will_be(
+    sshd: SshServer,
+    api: HttpServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    relative: bool,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative PORACLE_DATA_DIR is relative to where the bot starts
+    fresh = tmp_path / "state" / "fresh"
+    setting = "state/fresh" if relative else str(fresh)
+    env = doctor_env(sshd, api.url, tmp_path, PORACLE_DATA_DIR=setting, PORACLE_SSH_KNOWN_HOSTS=str(tmp_path / "kh"))
+    code, lines = await doctor(env, capsys)
+    shown = f"state/fresh (from here: {fresh})" if relative else str(fresh)
+    assert only(lines, "Data:") == f"[ OK ] Data: {shown} does not exist yet; the bot can create it", (code, lines)
+    assert not (tmp_path / "state").exists()  # doctor made nothing
 
 
 async def test_a_file_that_is_not_a_database_fails(

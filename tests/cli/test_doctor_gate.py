@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot import gate
-from tests.cli.test_doctor import doctor, only
+from tests.support.doctor import doctor, only
 from tests.support.gate import GATE, World, bot_env, key_options, old_gate
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshdFactory, SshServer
@@ -68,6 +68,11 @@ async def test_a_key_line_without_pty_fails_before_the_first_restart_does(
             " — `poracle-bot gate` prints the three steps that install it",
         ),
         (
+            "an empty gate",  # as a copy whose `poracle-bot` was not found left it before step 1 checked
+            "no answer from poracle-gate; is it the forced command of the bot's key? Output: (no output)",
+            " — it ran and printed nothing, not even an error: ~/bin/poracle-gate there may be empty",
+        ),
+        (
             "no node",
             "'node': No such file or directory",
             "`poracle-bot gate --node=/full/path/to/node` prints a key line that names it",
@@ -86,13 +91,16 @@ async def test_what_is_not_the_gate_is_named_with_the_fix(
 ) -> None:
     if answered == "a shell":
         server = sshd  # the shared sshd: its key line is plain
+    elif answered == "an empty gate":
+        (tmp_path / "empty-gate").write_text("")
+        server = gate_server(world, sshd_factory, key_options(f"{shutil.which('node')} {tmp_path / 'empty-gate'}"))
     else:
         server = gate_server(world, sshd_factory, key_options(f"{shutil.which('env')} PATH=/nonexistent {GATE}"))
     code, lines = await doctor(bot_env(server, tmp_path, world.api), capsys)
     assert code == 1, lines
     line = only(lines, "[FAIL] Main: poracle-gate is not installed for the bot's key:")
     assert words in line
-    assert line.endswith(fix)
+    assert fix in line and line.endswith(fix if answered != "an empty gate" else "copies it again"), line
 
 
 async def test_restart_cmd_in_gate_mode_is_a_warning(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_doctor import doctor, doctor_env, only, pin
 from tests.support.cli import cli, write_env
+from tests.support.doctor import doctor, doctor_env, only, pin
 from tests.support.local_http import HttpServer, http_server, refused_port
 from tests.support.sshd import SshServer
 

@@ -6,6 +6,7 @@ same key can no longer run `id`."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -15,7 +16,8 @@ from tests.support.cli import cli, cli_env, write_env
 from tests.support.gate import World, bot_env
 from tests.support.sshd import SshdFactory, generate_key
 
-INSTALL = "mkdir -p ~/bin && cat > ~/bin/poracle-gate && chmod 755 ~/bin/poracle-gate"
+NEW = "~/bin/poracle-gate.new"
+INSTALL = f"mkdir -p ~/bin && cat > {NEW} && test -s {NEW} && chmod 755 {NEW} && mv {NEW} ~/bin/poracle-gate"
 
 
 def public_key(private: Path) -> str:
@@ -67,7 +69,7 @@ async def test_gate_prints_each_servers_steps_with_the_bots_public_key(tmp_path:
         f'     restrict,pty,command="~/bin/poracle-gate" {public_key(own_key)} own',
         "  3. Here: PORACLE_SERVER_2_ACCESS=gate is set, then run `poracle-bot doctor`.",
     ]
-    assert "docker compose run --rm -T poracle-bot" in blocks[3]
+    assert "write `./poracle-bot` for `poracle-bot`; in Docker, `docker compose run --rm -T\nporacle-bot`" in blocks[3]
     assert [line for key in (main_key, own_key) for line in private_key_body(key) if line in run.out] == []
 
 
@@ -115,14 +117,19 @@ async def test_the_readme_steps_install_the_gate_and_the_key_can_do_nothing_else
     write_env(tmp_path, **env)
     steps = (await cli(tmp_path, "gate", timeout=30)).out.splitlines()
 
-    # 1. The printed line, pasted into a shell (with this checkout's CLI and the test's isolated ssh options).
+    # 1. The printed line, pasted into a shell (with the test's isolated ssh options): first where the CLI is
+    # not found (a checkout's is ./poracle-bot), which must leave no gate, then with this checkout's CLI.
     copy = steps[steps.index("  1. Copy the gate there:") + 1].strip()
     ssh_options = " ".join(server.ssh_argv("")[1:-2])
-    shell = f'poracle-bot() {{ python3 -m bot "$@"; }}; ssh() {{ command ssh {ssh_options} "$@"; }}; {copy}'
-    bash = ["bash", "-c", shell]
-    done = await asyncio.to_thread(subprocess.run, bash, cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done
+    for cli_function, expected in (("return 127", 1), ('python3 -m bot "$@"', 0)):
+        shell = f'poracle-bot() {{ {cli_function}; }}; ssh() {{ command ssh {ssh_options} "$@"; }}; {copy}'
+        run = functools.partial(subprocess.run, cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
+        done = await asyncio.to_thread(run, ["bash", "-c", shell])
+        assert done.returncode == expected, done
+        if expected:
+            assert not (home / "bin" / "poracle-gate").exists()
     assert (home / "bin" / "poracle-gate").read_text() == program_text()
+    assert not (home / "bin" / "poracle-gate.new").exists()
 
     # 2. The printed key line replaces the bot key's line in authorized_keys.
     key_line = steps[steps.index("  2. In ~/.ssh/authorized_keys there, replace the line of the bot's key "

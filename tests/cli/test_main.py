@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import logging
 import re
 import signal
 import uuid
@@ -13,11 +15,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.cli.main import EXIT_BUSY, EXIT_DEGRADED
+from bot.cli.main import EXIT_BUSY, EXIT_DEGRADED, main
 from bot.config import load_settings
 from bot.core import heartbeat
-from bot.core.service import Requester
-from bot.core.store import Origin
+from bot.core.service import ABANDONED_REASON, INTERRUPTED, Requester
+from bot.core.store import RUNNING, Origin, RestartRecord, Store
 from tests.support.cli import cli, running_cli, write_env
 from tests.support.fixtures import SlowRestart, open_service
 from tests.support.local_http import HttpServer, http_server, refused_port, status
@@ -178,6 +180,26 @@ async def test_a_config_whose_only_server_block_is_misspelt_fails(tmp_path: Path
     assert run.out == "" and api.requests == []
 
 
+@pytest.mark.parametrize("command", ["check", "doctor"])
+async def test_a_command_run_away_from_its_env_says_where_it_looked(tmp_path: Path, command: str) -> None:
+    run = await cli(tmp_path, command)
+    assert run.code == 2, run
+    hint = (
+        f"no .env in {tmp_path} and no PORACLE_ or DISCORD_ variable set: run poracle-bot in the directory of "
+        "your .env, or pass --env-file PATH"
+    )
+    assert hint in (run.err if command == "check" else run.out), run
+    assert list(tmp_path.iterdir()) == []  # nothing was made
+
+
+async def test_an_env_without_servers_is_not_taken_for_a_missing_one(tmp_path: Path) -> None:
+    write_env(tmp_path, PORACLE_DOWN_AFTER="3")
+    run = await cli(tmp_path, "check")
+    assert run.code == 2, run
+    assert "PORACLE_SERVER_1_HOST: no servers configured" in run.err
+    assert "no .env in" not in run.err
+
+
 # ---------------------------------------------------------------------------------------------- restart
 
 
@@ -279,15 +301,30 @@ async def test_a_restart_while_the_bot_restarts_that_server_is_refused_at_once_n
     assert audited == [("alice (123)", "restarted")]
 
 
+@pytest.mark.parametrize("tidied_by", ["the next restart", "a bot starting"])
 async def test_a_second_command_line_is_refused_naming_the_first_which_killed_leaves_no_lock_behind(
-    sshd: SshServer, tmp_path: Path, api: HttpServer, slow_restart: SlowRestart
+    sshd: SshServer, tmp_path: Path, api: HttpServer, slow_restart: SlowRestart, tidied_by: str
 ) -> None:
-    write_env(tmp_path, **ssh_env(sshd, tmp_path, "Main", api.url, slow_restart.command))
+    env = ssh_env(sshd, tmp_path, "Main", api.url, slow_restart.command)
+    write_env(tmp_path, **env)
+    settings = load_settings(env)
+
+    def audit() -> list[tuple[Origin, str, str]]:
+        with contextlib.closing(Store.open(settings.data_dir)) as store:
+            return [(row.origin, row.outcome, row.reason) for row in store.history() if isinstance(row, RestartRecord)]
+
     async with running_cli(tmp_path, "restart", "Main", "--yes") as first:
         await slow_restart.started()
         second = await cli(tmp_path, "restart", "main", "--yes")
+        async with open_service(settings) as service:  # a bot starting now: the first still runs, its row too
+            assert await service.end_abandoned_restarts() == 0
         first.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel drops its lock
         await first.wait()
+    assert audit() == [(Origin.CLI, RUNNING, "")]  # what the killed one left
+    if tidied_by == "a bot starting":
+        async with open_service(settings) as service:
+            assert await service.end_abandoned_restarts() == 1
+        assert audit() == [(Origin.CLI, INTERRUPTED, ABANDONED_REASON)]
     assert second.code == EXIT_BUSY, second
     holder = f"{getpass.getuser()} on the command line (pid {first.pid})"
     assert (
@@ -299,6 +336,8 @@ async def test_a_second_command_line_is_refused_naming_the_first_which_killed_le
     assert third.code == 0, third
     assert "Main: restarted (exit code 0)" in third.out
     assert slow_restart.runs == 2
+    # Under the lock the killed one's row can only be a leftover: it ends, and the new one is audited.
+    assert audit() == [(Origin.CLI, "restarted", "exit code 0"), (Origin.CLI, INTERRUPTED, ABANDONED_REASON)]
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -352,3 +391,28 @@ async def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
     run = await cli(tmp_path)
     assert run.code == 2
     assert "usage:" in run.err
+
+
+@pytest.mark.parametrize(
+    ("options", "bot_level", "libraries_level"),
+    [
+        ([], logging.WARNING, logging.WARNING),
+        (["-v"], logging.INFO, logging.INFO),
+        (["-vv"], logging.DEBUG, logging.INFO),
+    ],
+)
+def test_verbose_twice_shows_the_bots_debug_lines_and_not_the_libraries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], bot_level: int, libraries_level: int
+) -> None:
+    write_env(tmp_path, **server_env(1, "Main", "http://192.0.2.1:3030"))
+    monkeypatch.chdir(tmp_path)
+    root, handlers, bot_logger = logging.getLogger(), logging.getLogger().handlers[:], logging.getLogger("bot")
+    levels = root.level, bot_logger.level
+    try:
+        assert main([*options, "config"]) == 0
+        assert logging.getLogger("bot.core.selfheal").getEffectiveLevel() == bot_level
+        assert logging.getLogger("discord.gateway").getEffectiveLevel() == libraries_level
+    finally:  # main() sets up logging for a whole process: give pytest's back
+        root.handlers[:] = handlers
+        root.setLevel(levels[0])
+        bot_logger.setLevel(levels[1])

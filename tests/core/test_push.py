@@ -16,9 +16,9 @@ from bot.core.health import HealthResult
 from bot.core.push import HeartbeatPush
 from bot.core.store import Store
 from bot.core.watchdog import Watchdog
-from tests.core.test_watchdog import Fleet, Sink, World, settings_for
 from tests.support.clock import FakeClock
 from tests.support.local_http import HttpServer, SwitchableServer, http_server, hung_server, status
+from tests.support.watchdog import Fleet, Sink, World, settings_for
 
 SECRET = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 PATH = f"/ping/{SECRET}"

@@ -25,10 +25,10 @@ from bot.core.service import NOT_STARTED_REASON, STOPPED_REASON, Requester, Rest
 from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import FILE_NAME, Origin, RestartRecord, Store
 from bot.core.watchdog import Watchdog
-from tests.core.test_watchdog import INTERVAL, Fleet, Sink, settings_for
 from tests.support.clock import START, FakeClock
 from tests.support.fixtures import deliveries
 from tests.support.pm2_lists import Pm2Lists, process
+from tests.support.watchdog import INTERVAL, Fleet, Sink, settings_for
 
 MINUTE = timedelta(minutes=1)
 
@@ -259,11 +259,25 @@ async def test_a_failing_pm2_process_is_restarted_alone(tmp_path: Path, clock: F
     world.store.close()
 
 
-async def test_each_decision_is_logged_once_with_its_reason(world: Healing, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bot.core.selfheal")
+async def test_each_decision_is_logged_with_its_reason_a_repeat_at_debug(
+    world: Healing, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.core.selfheal")
     world.fleet.up["Main"] = False
     await world.rounds(40)
-    assert [record.getMessage() for record in caplog.records if record.name == "bot.core.selfheal"] == [
+    ours = [record for record in caplog.records if record.name == "bot.core.selfheal"]
+    # Every round from the second (PORACLE_DOWN_AFTER=2: the first failed check is no outage yet) decided
+    # something: a restart, or a skip with its reason.
+    decisions = [r for r in ours if r.getMessage().startswith("Automatic restart of Main")]
+    assert len(decisions) == 39
+    assert {r.getMessage() for r in ours if r.levelno == logging.DEBUG} == {
+        "Automatic restart of Main not now: in trouble since 12:00 UTC; restart at 12:05 UTC",
+        "Automatic restart of Main not now: backing off; the next attempt at 12:15 UTC",
+        "Automatic restart of Main not now: backing off; the next attempt at 12:35 UTC",
+        "Automatic restart of Main not now: needs a human since 12:35 UTC: "
+        "3 automatic restart(s) in 6 h did not bring it back",
+    }
+    assert [record.getMessage() for record in ours if record.levelno >= logging.INFO] == [
         "Automatic restart of Main not now: in trouble since 12:00 UTC; restart at 12:05 UTC",
         "Automatic restart of Main (attempt 1 of 3 in 6 h): offline (refused)",
         "Automatic restart of Main not now: backing off; the next attempt at 12:15 UTC",

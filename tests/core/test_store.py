@@ -12,9 +12,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,9 +32,9 @@ from bot.core.store import (
     StoreError,
 )
 from bot.core.stuck import Quiet
+from tests.support.database import NOW, migration, older_database, rows
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 # The latency histogram has 4 buckets per doubling and reports a bucket's centre: off by half a bucket at most.
 HALF_BUCKET = 1 / 8  # in log2 units: a factor of 2 ** (1/8), about 9 %
 
@@ -54,15 +52,6 @@ def online(server: str, at: datetime, latency_ms: float = 100.0) -> HealthResult
 
 def offline(server: str, at: datetime) -> HealthResult:
     return HealthResult(server, False, at, reason="connection refused")
-
-
-def rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Read the database file directly, read-only: what is really on disk."""
-    connection = sqlite3.connect(f"file:{data_dir / FILE_NAME}?mode=ro", uri=True)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
 
 
 def restart(
@@ -617,24 +606,6 @@ async def test_run_with_a_good_data_dir_goes_on_to_log_in(tmp_path: Path) -> Non
     assert code == 99, output
     assert "NETWORK" in output and "discord" in output
     assert (tmp_path / "data" / FILE_NAME).is_file()
-
-
-def migration(number: int) -> str:
-    """The text of one schema migration, as shipped in the package."""
-    folder = resources.files("bot.core") / "migrations"
-    (script,) = [entry for entry in folder.iterdir() if entry.name.startswith(f"{number:04}_")]
-    return script.read_text()
-
-
-def older_database(data: Path, version: int) -> sqlite3.Connection:
-    """A database in `data` as a poracle-bot of schema `version` left it, with server A (id 1); the caller
-    adds its rows and closes it."""
-    data.mkdir()
-    connection = sqlite3.connect(data / FILE_NAME, isolation_level=None)
-    scripts = "".join(migration(number) for number in range(1, version + 1))
-    connection.executescript(f"{scripts}\nPRAGMA user_version = {version};")
-    connection.execute("INSERT INTO servers VALUES (1, 'A')")
-    return connection
 
 
 def test_a_version_1_database_is_migrated_with_its_figures(tmp_path: Path) -> None:

@@ -3,14 +3,12 @@ they raise, the person's last restart, the history, and the counts behind the bo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from bot.core.autorestart import NeedsHuman, RailState
 from bot.core.store import NeedsHumanRecord, Origin, RestartRecord, Store
-from tests.core.test_store import older_database, rows
-
-NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+from tests.support.database import NOW, older_database, rows
 
 
 def restart(origin: Origin, by: str, minutes_ago: int, outcome: str = "restarted") -> RestartRecord:

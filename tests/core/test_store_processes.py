@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.core.monitor import Reminder
 from bot.core.store import RestartRecord, Store
-from tests.core.test_store import NOW, older_database
+from tests.support.database import NOW, older_database
 
 
 def test_a_schema_4_database_keeps_its_alerts_acknowledgements_and_restarts_as_whole_servers(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ from bot.core.crashloop import CrashLoop, ProcessEvent, ProcessRecovery
 from bot.core.monitor import Event
 from bot.core.store import FILE_NAME, Store
 from bot.core.watchdog import Watchdog
-from tests.core.test_watchdog import INTERVAL, Fleet, Sink, settings_for
 from tests.support.clock import FakeClock
 from tests.support.fixtures import deliveries
 from tests.support.pm2_lists import Pm2Lists, process
+from tests.support.watchdog import INTERVAL, Fleet, Sink, settings_for
 
 
 class Bot:

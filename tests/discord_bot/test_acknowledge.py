@@ -17,13 +17,21 @@ import pytest
 
 from bot.discord_bot.client import PoracleBot
 from tests.support.clock import FakeClock
-from tests.support.discord_double import DiscordDouble, InteractionRecord, Message, User
+from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
 from tests.support.local_http import HttpServer, http_server, refused_port
-from tests.support.world import discord_env, posts, rounds, running_bot, server_env
+from tests.support.world import (
+    REASON,
+    acknowledge,
+    discord_env,
+    open_form,
+    posts,
+    rounds,
+    running_bot,
+    server_env,
+)
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 
-REASON = "Reason (optional)"
 Start = Callable[[], AbstractAsyncContextManager[PoracleBot]]
 
 
@@ -53,17 +61,6 @@ def log_info(caplog: pytest.LogCaptureFixture) -> None:
 def driven(discord_double: DiscordDouble, env: dict[str, str], clock: FakeClock) -> Start:
     """Start the bot (again, over the same data): its rounds driven by the test on `clock`."""
     return lambda: running_bot(discord_double, env, monitor=False, clock=clock)
-
-
-async def open_form(discord: DiscordDouble, user: User, alert: Message) -> InteractionRecord:
-    record = await discord.click(user, alert, "Acknowledge")
-    assert record.modal is not None, record.response_data
-    return record
-
-
-async def acknowledge(discord: DiscordDouble, user: User, alert: Message, reason: str = "") -> InteractionRecord:
-    """`user` presses Acknowledge on `alert` and sends the form."""
-    return await discord.submit_modal(user, await open_form(discord, user, alert), {REASON: reason})
 
 
 async def outage_and_reminder(discord: DiscordDouble, bot: PoracleBot, clock: FakeClock) -> tuple[Message, Message]:

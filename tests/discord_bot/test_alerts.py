@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot.client import PoracleBot
-from tests.support.discord_double import DROP, DiscordDouble, Message
+from tests.support.discord_double import DROP, DiscordDouble
 from tests.support.fixtures import deliveries
 from tests.support.local_http import HttpServer, SwitchableServer
 from tests.support.sshd import SshServer
 from tests.support.world import (
+    alerts,
     ask_status,
     bot_front,
     discord_env,
@@ -33,6 +34,7 @@ from tests.support.world import (
     running_bot,
     server_env,
     ssh_env,
+    wait_alert,
 )
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
@@ -60,21 +62,6 @@ def driven_bot(
 ) -> contextlib.AbstractAsyncContextManager[PoracleBot]:
     """The bot watching Main and Clock, its rounds driven by the test."""
     return running_bot(discord, alert_env(discord, tmp_path, main, counter), monitor=False)
-
-
-def alerts(discord: DiscordDouble) -> list[Message]:
-    """What the bot posted in the alert channel with an embed (alerts; not prompts or announcements)."""
-    return [
-        m
-        for m in discord.channel_messages()
-        if m.author.id == discord.bot_user.id and m.embeds and m.interaction_metadata is None
-    ]
-
-
-async def wait_alert(discord: DiscordDouble, words: str, timeout: float = 5.0) -> Message:
-    return await discord.wait_for_message(
-        lambda m: m in alerts(discord) and words in m.title, timeout=timeout, channel_id=discord.channel_id
-    )
 
 
 def timestamps(text: str) -> list[int]:

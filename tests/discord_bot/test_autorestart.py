@@ -21,7 +21,6 @@ from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import NeedsHumanRecord, Origin, RestartRecord
 from bot.discord_bot.client import PoracleBot
 from bot.discord_bot.embeds import auto_restart_notice, history_embeds, needs_human_embed
-from tests.discord_bot.test_acknowledge import acknowledge
 from tests.support.clock import FakeClock
 from tests.support.discord_double import DiscordDouble, Message
 from tests.support.fixtures import lines
@@ -29,7 +28,7 @@ from tests.support.gate import GateHost, bot_env
 from tests.support.local_http import refused_port
 from tests.support.pm2 import Pm2App
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, posts, rounds, running_bot, server_env, ssh_env
+from tests.support.world import acknowledge, discord_env, posts, rounds, running_bot, server_env, ssh_env
 
 live = pytest.mark.usefixtures("token_stays_out_of_the_log")  # the bot runs: its log must hold no token
 

@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bot.core.monitor import State
 from bot.discord_bot.client import PoracleBot
 from tests.support.discord_double import DiscordDouble, Message
-from tests.support.local_http import SwitchableServer
+from tests.support.local_http import HttpServer, SwitchableServer
 from tests.support.world import discord_env, running_bot, server_env
 
 
@@ -69,3 +71,15 @@ async def test_a_bot_restarted_during_an_outage_does_not_repeat_it_and_announces
     # The recovery names the outage's start, from before the restart, and the whole downtime.
     assert outage.fields["Down since"].startswith(recovery.fields["Down since"])
     assert seconds(recovery.fields["Down for"]) >= int(came_back - went_down) - 1
+
+
+async def test_a_bot_stopped_before_discord_calls_it_ready_leaves_no_task_behind(
+    discord_double: DiscordDouble, counter: HttpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = discord_env(discord_double, tmp_path / "data") | server_env(1, "Main", counter.url)
+    async with running_bot(discord_double, env, monitor=False) as bot:
+        ready = bot._connection._ready_task  # READY is in; discord.py fires 'ready' 2 s after its last guild
+        assert ready is not None and not ready.done()
+    await asyncio.wait_for(ready, timeout=5)
+    assert ready.exception() is None  # not the AttributeError of dispatching into a closed client
+    assert "Connected to Discord as" not in caplog.text

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot.client import PoracleBot
-from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
+from tests.support.discord_double import DiscordDouble
 from tests.support.fixtures import lines
 from tests.support.local_http import HttpServer, http_server, hung_server, refused_port, status
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, final_status, running_bot, server_env, ssh_env
+from tests.support.world import ask_restart, discord_env, final_status, running_bot, server_env, ssh_env
 
 DANGER = 4
 
@@ -31,14 +31,6 @@ async def poracle(
     env |= server_env(1, "Main", api.url, sshd, f"echo restarting; echo ran >> {marker}")
     async with running_bot(discord_double, env, confirm_timeout=5) as bot:
         yield bot
-
-
-async def ask_restart(discord: DiscordDouble, server: str = "Main") -> tuple[Message, InteractionRecord]:
-    """alice asks to restart `server`; returns the prompt and the interaction record."""
-    alice = discord.admins[0]
-    record = await discord.slash(alice, "poracle", "restart", server=server)
-    prompt = await record.wait_original()
-    return prompt, record
 
 
 async def test_commands_sync_to_the_guild_as_one_guild_only_group(

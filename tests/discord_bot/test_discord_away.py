@@ -75,3 +75,18 @@ async def test_a_bot_started_while_discord_is_away_monitors_and_announces_the_ou
     assert len(bot.matching(BACK)) == 1
     assert "Traceback" not in bot.output
     assert bot.matching("ERROR") == []
+
+
+async def test_a_token_discord_refuses_stops_the_bot_as_a_configuration_error(
+    discord_double: DiscordDouble, counter: HttpServer, tmp_path: Path
+) -> None:
+    env = discord_env(discord_double, tmp_path / "data") | {"DISCORD_TOKEN": "MTIz.not-the-token.abc"}
+    write_env(tmp_path, **env, **server_env(1, "Clock", counter.url))
+    async with bot_process(tmp_path, discord_double.port) as bot:
+        code = await bot.exited(timeout=30)
+    assert code == 2, bot.output
+    assert "DISCORD_TOKEN: Discord refused this token; copy it again from the developer portal" in bot.output
+    assert "MTIz.not-the-token.abc" not in bot.output and "not-the-token" not in bot.output
+    assert "Traceback" not in bot.output
+    assert [r.status for r in discord_double.requests if r.path.endswith("/users/@me")] == [401]  # asked once
+    assert discord_double.channel_messages() == []

@@ -18,12 +18,11 @@ from bot.core.store import Origin, RestartRecord, ServerHistory, Store
 from bot.core.watchdog import StatusReport
 from bot.discord_bot.embeds import history_embeds, status_embeds
 from bot.discord_bot.limits import EMBED_TOTAL as EMBED_LIMIT
-from tests.discord_bot.test_commands import ask_restart
 from tests.support.cli import cli, write_env
 from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
-from tests.support.world import ask_status, discord_env, running_bot, server_env, ssh_env
+from tests.support.world import ask_restart, ask_status, discord_env, running_bot, server_env, ssh_env
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot.client import PoracleBot
-from tests.discord_bot.test_restarts import confirmed_restart
 from tests.support.clock import FakeClock
 from tests.support.discord_double import DiscordDouble, Message
 from tests.support.gate import SECRETS, GateHost, Recorder, bot_env
 from tests.support.local_http import HttpServer, refused_port
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, rounds, running_bot
+from tests.support.world import confirmed_restart, discord_env, rounds, running_bot
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 REFUSAL = "Only Poracle admins can do that."

@@ -13,15 +13,21 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import running_cli, write_env
-from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
+from tests.support.discord_double import DiscordDouble, Message
 from tests.support.fixtures import SlowRestart, lines
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshdFactory, SshServer, free_port, remote_processes, trust, wait_remote_processes_gone
-from tests.support.world import discord_env, running_bot, server_env, ssh_env
+from tests.support.world import (
+    RESTART_TIMEOUT,
+    confirmed_restart,
+    discord_env,
+    is_result,
+    running_bot,
+    server_env,
+    ssh_env,
+)
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
-
-RESTART_TIMEOUT = 15.0  # an ssh command costs ~0.5 s here; the generous bound is only hit when a test fails
 
 
 def main_env(
@@ -30,25 +36,6 @@ def main_env(
     """One server, Main, restarted with `command`; `extra` overrides any variable."""
     env = discord_env(discord, tmp_path / "data") | ssh_env(sshd, tmp_path / "known_hosts")
     return env | server_env(1, "Main", api.url, sshd, command) | extra
-
-
-async def confirmed_restart(
-    discord: DiscordDouble, server: str = "Main", timeout: float = RESTART_TIMEOUT, **options: str
-) -> tuple[Message, InteractionRecord]:
-    """alice asks to restart `server` (with `options`, e.g. process=) and confirms; returns the final message
-    (with a result) and the record."""
-    alice = discord.admins[0]
-    record = await discord.slash(alice, "poracle", "restart", server=server, **options)
-    prompt = await record.wait_original()
-    await discord.click(alice, prompt, "Confirm")
-    final = await record.wait_original(lambda m: is_result(m), timeout=timeout)
-    return final, record
-
-
-def is_result(message: Message) -> bool:
-    """The prompt once it shows the outcome (not the prompt itself, not `restarting...`)."""
-    title = message.embeds[0].get("title", "") if message.embeds else ""
-    return not title.startswith("Restart ") or title.startswith("Restart of ")
 
 
 def field(message: Message, name: str) -> str:

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.discord_bot.test_restarts import confirmed_restart
 from tests.support.discord_double import DiscordDouble
 from tests.support.gate import SECRETS, Recorder, World, bot_env
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
-from tests.support.world import discord_env, running_bot, server_env, ssh_env
+from tests.support.world import confirmed_restart, discord_env, running_bot, server_env, ssh_env
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 

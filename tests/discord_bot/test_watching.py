@@ -14,12 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.discord_bot.test_alerts import wait_alert
 from tests.support.discord_double import DiscordDouble
 from tests.support.local_http import HttpServer, http_server, hung_server, refused_port
 from tests.support.scrape import samples
 from tests.support.sshd import free_port
-from tests.support.world import discord_env, monitor_rounds, running_bot, server_env
+from tests.support.world import discord_env, monitor_rounds, running_bot, server_env, wait_alert
 
 pytestmark = pytest.mark.usefixtures("token_stays_out_of_the_log")
 

@@ -153,6 +153,20 @@ test('pm2 is looked for on PATH, beside node, in the newest nvm node, then the u
   ]);
 });
 
+test("npm's configured prefix comes after nvm: NPM_CONFIG_PREFIX, else ~/.npmrc's prefix line", () => {
+  const home = tempDir();
+  const after = (env) => gate.pm2Candidates(Object.assign({ PATH: '' }, env), home, '/opt/node/bin/node')[1];
+  assert.strictEqual(after({}), path.join(home, '.npm-global', 'bin', 'pm2')); // no .npmrc: none
+  assert.strictEqual(after({ NPM_CONFIG_PREFIX: '/srv/npm' }), '/srv/npm/bin/pm2');
+  fs.writeFileSync(path.join(home, '.npmrc'), '//registry.npmjs.org/:_authToken=secret\nprefix = ~/.local\n');
+  assert.strictEqual(after({}), path.join(home, '.local', 'bin', 'pm2'));
+  assert.strictEqual(after({ npm_config_prefix: '/srv/npm' }), '/srv/npm/bin/pm2'); // the environment wins
+  fs.writeFileSync(path.join(home, '.npmrc'), 'prefix="${HOME}/npm"\n');
+  assert.strictEqual(after({}), path.join(home, 'npm', 'bin', 'pm2'));
+  fs.writeFileSync(path.join(home, '.npmrc'), 'prefix=relative/dir\n'); // not a place: ignored
+  assert.strictEqual(after({}), path.join(home, '.npm-global', 'bin', 'pm2'));
+});
+
 test('findPm2: --pm2 wins and must exist; otherwise the first executable candidate', () => {
   const dir = tempDir();
   const pm2 = executable(path.join(dir, 'bin', 'pm2'), '#!/bin/sh\n');

@@ -31,13 +31,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 
 from bot.gate import program_text
 from tests.support.discord_double import DiscordDouble
 from tests.support.fixtures import audit, lines
+from tests.support.local_http import http_server
 from tests.support.pm2 import Pm2App
-from tests.support.sshd import SshdFactory, SshServer
+from tests.support.scrape import samples
+from tests.support.sshd import SshdFactory, SshServer, free_port
 from tests.support.waiting import eventually
 from tests.support.world import confirmed_restart_elsewhere
 
@@ -260,24 +263,35 @@ def test_the_bot_runs_as_uid_1000_with_its_own_home_and_the_healthcheck_passes(w
     assert health["Log"][-1]["Output"].startswith("healthy"), health
 
 
+async def started_bot(deployment: Deployment, d: DiscordDouble, **config: str) -> str:
+    """`docker compose up -d` (the image's CMD: run, tini as PID 1) with `config` overriding the deployment's
+    .env, discord.py in the container talking to the Discord double: tests/support/discord_site, mounted,
+    points it there at start-up. The container's name; the caller removes it."""
+    kept = [line for line in deployment.env_file.read_text().splitlines() if line.split("=", 1)[0] not in config]
+    discord = {
+        "DISCORD_TOKEN": d.token,
+        "DISCORD_GUILD_ID": str(d.guild_id),
+        "DISCORD_ADMIN_ROLE_IDS": str(d.admin_role_id),
+        "DISCORD_ALERT_CHANNEL_ID": str(d.channel_id),
+    }
+    deployment.env_file.write_text("\n".join([*kept, *(f"{k}={v}" for k, v in (discord | config).items()), ""]))
+    name = f"poracle-bot-test-{uuid.uuid4().hex[:8]}"
+    site = ROOT / "tests" / "support" / "discord_site"
+    options = ("--detach", "--init", f"--name={name}", f"--volume={site}:/discord_site:ro")
+    options += ("--env=PYTHONPATH=/discord_site", f"--env=DISCORD_DOUBLE_PORT={d.port}")
+    await asyncio.to_thread(docker, *deployment.run_argv(options=options))
+    return name
+
+
 async def test_docker_stop_during_a_restart_lets_it_finish_and_the_admins_message_says_how_it_went(
     deployment: Deployment, discord_double: DiscordDouble, pm2_app: Pm2App, marker: Path
 ) -> None:
     """`docker compose stop` (compose's `init: true` is `--init`: tini as PID 1) in the middle of a restart
     asked for in Discord: tini's SIGTERM reaches the bot through the entrypoint's exec chain, the restart
-    (pm2's, for real) ends and the message says so, and the bot exits 0. discord.py in the container talks
-    to the Discord double: tests/support/discord_site, mounted, points it there at start-up."""
+    (pm2's, for real) ends and the message says so, and the bot exits 0."""
     d = discord_double
     command = f"echo started >> {marker}; sleep 3; {pm2_app.restart_command} && echo done >> {marker}"
-    config = [line for line in deployment.env_file.read_text().splitlines() if "_RESTART_CMD=" not in line]
-    config += [f"PORACLE_SERVER_1_RESTART_CMD={command}", f"DISCORD_TOKEN={d.token}"]
-    config += [f"DISCORD_GUILD_ID={d.guild_id}", f"DISCORD_ADMIN_ROLE_IDS={d.admin_role_id}"]
-    deployment.env_file.write_text("\n".join([*config, f"DISCORD_ALERT_CHANNEL_ID={d.channel_id}", ""]))
-    name = f"poracle-bot-test-{uuid.uuid4().hex[:8]}"
-    site = ROOT / "tests" / "support" / "discord_site"
-    options = ("--detach", "--init", f"--name={name}", f"--volume={site}:/discord_site:ro")
-    options += ("--env=PYTHONPATH=/discord_site", f"--env=DISCORD_DOUBLE_PORT={d.port}")
-    await asyncio.to_thread(docker, *deployment.run_argv(options=options))  # the image's CMD: run
+    name = await started_bot(deployment, d, PORACLE_SERVER_1_RESTART_CMD=command)
     try:
         logs = await asyncio.create_subprocess_exec(
             "docker", "logs", "--follow", name, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -300,3 +314,45 @@ async def test_docker_stop_during_a_restart_lets_it_finish_and_the_admins_messag
     assert d.message(record.original_message_id).embeds[0]["title"] == "Main: restarted"
     (row,) = audit(deployment.data)
     assert (row.outcome, row.healthy_after) == ("restarted", True)
+
+
+def listening_uid(port: int) -> int | None:
+    """The owner of the socket listening on 127.0.0.1:port (the containers share this machine's network)."""
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # 0A: LISTEN
+            return int(fields[7])
+    return None
+
+
+async def test_the_bot_in_the_image_serves_its_metrics_as_uid_1000_and_pushes_its_heartbeat(
+    deployment: Deployment, discord_double: DiscordDouble
+) -> None:
+    """PORACLE_METRICS_LISTEN and PORACLE_HEARTBEAT_URL as README's Docker section sets them (here on the
+    loopback, the container sharing this machine's network): the bot's user takes the port and serves
+    /metrics, and each round's heartbeat reaches a push receiver outside the container."""
+    port = free_port()
+    async with http_server() as receiver:
+        name = await started_bot(
+            deployment,
+            discord_double,
+            PORACLE_HEALTH_INTERVAL="1",
+            PORACLE_METRICS_LISTEN=f"127.0.0.1:{port}",
+            PORACLE_HEARTBEAT_URL=f"{receiver.url}/ping/{uuid.uuid4()}",
+        )
+        try:
+            await discord_double.wait_until_ready(60)
+            await eventually(lambda: len(receiver.requests) >= 2, "two heartbeat pushes", timeout=30)
+            owner = listening_uid(port)
+            async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+        finally:
+            logs = await asyncio.to_thread(docker, "logs", name)
+            output = logs.stdout + logs.stderr
+            await asyncio.to_thread(docker, "rm", "--force", name, check=False)
+    assert owner == BOT_UID, output
+    found = samples(text)
+    for server in ("Main", "Secondary"):
+        assert found[("poracle_bot_server_status", (("server", server), ("status", "online")))] == 1, text
+    assert found[("poracle_bot_discord_connected", ())] == 1, text
+    assert "Traceback" not in output, output

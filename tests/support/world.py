@@ -14,9 +14,12 @@ from bot.core.service import PoracleService
 from bot.core.store import Store
 from bot.discord_bot.client import PoracleBot, PoracleFront
 from tests.support.clock import FakeClock
-from tests.support.discord_double import DiscordDouble, InteractionRecord, Message
+from tests.support.discord_double import DiscordDouble, InteractionRecord, Message, User
 from tests.support.local_http import HttpServer
 from tests.support.sshd import SshServer
+
+RESTART_TIMEOUT = 15.0  # an ssh command costs ~0.5 s here; the generous bound is only hit when a test fails
+REASON = "Reason (optional)"  # the one field of the Acknowledge form
 
 
 def discord_env(discord: DiscordDouble, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -155,3 +158,56 @@ async def confirmed_restart_elsewhere(discord: DiscordDouble, server: str) -> In
             await click.wait_response(timeout=1.0)
             break
     return record
+
+
+async def ask_restart(discord: DiscordDouble, server: str = "Main") -> tuple[Message, InteractionRecord]:
+    """alice asks to restart `server`; returns the prompt and the interaction record."""
+    alice = discord.admins[0]
+    record = await discord.slash(alice, "poracle", "restart", server=server)
+    prompt = await record.wait_original()
+    return prompt, record
+
+
+async def confirmed_restart(
+    discord: DiscordDouble, server: str = "Main", timeout: float = RESTART_TIMEOUT, **options: str
+) -> tuple[Message, InteractionRecord]:
+    """alice asks to restart `server` (with `options`, e.g. process=) and confirms; returns the final message
+    (with a result) and the record."""
+    alice = discord.admins[0]
+    record = await discord.slash(alice, "poracle", "restart", server=server, **options)
+    prompt = await record.wait_original()
+    await discord.click(alice, prompt, "Confirm")
+    final = await record.wait_original(lambda m: is_result(m), timeout=timeout)
+    return final, record
+
+
+def is_result(message: Message) -> bool:
+    """The prompt once it shows the outcome (not the prompt itself, not `restarting...`)."""
+    title = message.embeds[0].get("title", "") if message.embeds else ""
+    return not title.startswith("Restart ") or title.startswith("Restart of ")
+
+
+def alerts(discord: DiscordDouble) -> list[Message]:
+    """What the bot posted in the alert channel with an embed (alerts; not prompts or announcements)."""
+    return [
+        m
+        for m in discord.channel_messages()
+        if m.author.id == discord.bot_user.id and m.embeds and m.interaction_metadata is None
+    ]
+
+
+async def wait_alert(discord: DiscordDouble, words: str, timeout: float = 5.0) -> Message:
+    return await discord.wait_for_message(
+        lambda m: m in alerts(discord) and words in m.title, timeout=timeout, channel_id=discord.channel_id
+    )
+
+
+async def open_form(discord: DiscordDouble, user: User, alert: Message) -> InteractionRecord:
+    record = await discord.click(user, alert, "Acknowledge")
+    assert record.modal is not None, record.response_data
+    return record
+
+
+async def acknowledge(discord: DiscordDouble, user: User, alert: Message, reason: str = "") -> InteractionRecord:
+    """`user` presses Acknowledge on `alert` and sends the form."""
+    return await discord.submit_modal(user, await open_form(discord, user, alert), {REASON: reason})
