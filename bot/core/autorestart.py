@@ -184,6 +184,22 @@ Decision = Restart | Skip | NeedsHuman
 
 
 @dataclass(frozen=True, slots=True)
+class AutoRestarted:
+    """An automatic restart that ran, as the alert channel is told of it: kept in the outbox until posted, so
+    Discord being away at that moment does not lose it."""
+
+    server: str
+    process: str | None  # the one pm2 process restarted; None: the whole server
+    at: datetime  # when it ended
+    word: str  # how it ended: restarted, failed, timed out ...
+    why: str  # the reason when it did not succeed, else ""
+    answers: bool | None  # whether the server answered its health check after it; None: not checked
+    attempt: int  # its number among the automatic restarts of the last 6 h
+    limit: int
+    trouble: str  # what was wrong, in words
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """A round's decision for a server (None: nothing wrong, nothing to decide), and what changed besides."""
 

@@ -4,9 +4,10 @@ the store, and the restarts are run.
 
 A restart goes through PoracleService.restart as a person's does (the same cross-process lock, audit and
 health re-check; audited as automatic), in a task of its own, one per server at a time: it may take
-PORACLE_SSH_TIMEOUT and the recovery wait, and the rounds go on meanwhile. When it ends the alert channel gets a
-notice (pinging nobody); a "needs a human" it latches goes into the watchdog's outbox, as every alert does, so
-mutes and maintenance windows hold it and it is posted once, pinging DISCORD_ALERT_ROLE_ID.
+PORACLE_SSH_TIMEOUT and the recovery wait, and the rounds go on meanwhile. When it ends, its notice (pinging
+nobody) and any "needs a human" it latches go into the watchdog's outbox with the rails' new state, as every
+alert does: kept while Discord is away, held by mutes and maintenance windows, posted once; "needs a human"
+pings DISCORD_ALERT_ROLE_ID.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.config import ServerConfig, Settings, Switch
 from bot.core.autorestart import (
+    AutoRestarted,
     NeedsHuman,
     Outcome,
     PersonRestart,
@@ -50,25 +51,13 @@ class Restarter(Protocol):
     ) -> RestartResult: ...
 
 
-@dataclass(frozen=True, slots=True)
-class AutoRestarted:
-    """An automatic restart that ran: what the alert channel is told."""
-
-    result: RestartResult
-    attempt: int  # its number among the automatic restarts of the last 6 h
-    limit: int
-    trouble: str  # what was wrong, in words
-
-
-class RestartNotices(Protocol):
-    """Where the notice of an automatic restart goes (the alert channel)."""
-
-    @property
-    def enabled(self) -> bool: ...
-
-    async def auto_restarted(self, done: AutoRestarted) -> bool:
-        """Post the notice, pinging nobody; True when posted. Raises only on a bug."""
-        ...
+def notice(result: RestartResult, decision: Restart, at: datetime) -> AutoRestarted:
+    """What the alert channel is told of an automatic restart that ran."""
+    answers = None if result.health is None else result.health.online
+    why = "" if result.succeeded else result.reason
+    return AutoRestarted(
+        result.server, result.process, at, result.word, why, answers, decision.attempt, decision.limit, decision.trouble
+    )
 
 
 def outcome(result: RestartResult) -> Outcome:
@@ -92,21 +81,19 @@ class SelfHealer:
         store: Store,
         clock: Clock,
         restart: Restarter,
-        notices: RestartNotices,
         deliver: Callable[[], Awaitable[object]],
     ) -> None:
         self.servers = {server.name: server for server in settings.servers if server.auto_restart is Switch.ON}
         self.store = store
         self.clock = clock
         self.restart = restart
-        self.notices = notices
         self.deliver = deliver
         after = timedelta(minutes=settings.auto_restart_after)
         self.rails = Rails(settings.auto_restart_limit, after, store.load_auto_restarts())
         self.schedules = [(name, settings.maintenance_schedule(server)) for name, server in self.servers.items()]
         self.tasks: dict[str, asyncio.Task[None]] = {}  # the automatic restarts running, by server
         self._said: dict[str, str] = {}  # the kind of the last decision logged per server: each change is logged
-        self._unsaved: list[NeedsHuman] = []  # raised when the store could not take them: saved with the next
+        self._unsaved: list[NeedsHuman | AutoRestarted] = []  # alerts the store could not take: saved with the next
 
     async def decide(self, troubles: Mapping[str, Trouble | None], down_since: Mapping[str, datetime]) -> list[Restart]:
         """The round's decisions for every opted-in server (`troubles`: by server, None when all is well),
@@ -196,30 +183,30 @@ class SelfHealer:
             result = await self.restart(server, AUTOMATIC, process=decision.process)
         except Exception:  # a bug: whether anything ran is unknown, so it counts as a failed attempt
             log.exception("Automatic restart of %s failed", server.name)
-            if await self._finish(decision, Outcome.FAILED, "the restart raised an error (see the log)"):
+            if await self._finish(decision, Outcome.FAILED, "the restart raised an error (see the log)", None):
                 await self.deliver()
             return
         ended = outcome(result)
-        if ended is Outcome.REFUSED:
+        if ended is Outcome.REFUSED:  # nothing ran: nothing to tell
             log.info("Automatic restart of %s not run, not counted: %s", server.name, result.reason)
-        latched = await self._finish(decision, ended, result.reason)
-        if ended is not Outcome.REFUSED and self.notices.enabled:
-            await self.notices.auto_restarted(AutoRestarted(result, decision.attempt, decision.limit, decision.trouble))
-        if latched:
+        told = None if ended is Outcome.REFUSED else notice(result, decision, self.clock.now())
+        if await self._finish(decision, ended, result.reason, told):
             await self.deliver()
 
-    async def _finish(self, decision: Restart, ended: Outcome, reason: str) -> bool:
-        """Tell the rails and the store how it went; True when it latched "needs a human" (kept in the outbox)."""
+    async def _finish(self, decision: Restart, ended: Outcome, reason: str, told: AutoRestarted | None) -> bool:
+        """Tell the rails how it went, and keep their state in the store with the alerts it makes (the notice
+        `told`, a "needs a human" it latches); True when there is something in the outbox to deliver."""
         latched = self.rails.finish(decision.server, decision.at, ended, reason, self.clock.now())
         if latched is not None:
             self._log(decision.server, latched)
+        alerts = [alert for alert in (told, latched) if alert is not None]
         try:
-            await asyncio.to_thread(self.store.save_auto_restarts, self._states(), [latched] if latched else [])
-        except Exception:  # the rails still know in memory; the next round writes them, and the alert, again
+            await asyncio.to_thread(self.store.save_auto_restarts, self._states(), alerts)
+        except Exception:  # the rails still know in memory; the next round writes them, and the alerts, again
             log.exception("Could not keep the outcome of the automatic restart of %s", decision.server)
-            self._unsaved += [latched] if latched else []
+            self._unsaved += alerts
             return False
-        return latched is not None
+        return bool(alerts)
 
     async def settled(self) -> None:
         """Wait until no automatic restart runs."""

@@ -22,7 +22,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
-from bot.core.autorestart import NeedsHuman, RailState
+from bot.core.autorestart import AutoRestarted, NeedsHuman, RailState
 from bot.core.crashloop import CrashLoop, ProcessEvent, ProcessKey, ProcessRecovery, ProcessRound, ProcessWatch
 from bot.core.health import Cause, Condition, HealthResult
 from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder, ServerWatch, State
@@ -38,6 +38,7 @@ BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's (a CLI restar
 CRASH_LOOP = "crash-loop"  # the events' kinds of pm2 processes
 PROCESS_RECOVERY = "process-recovery"
 NEEDS_HUMAN = "needs-human"  # the guard rails of automatic restarts gave up on a server
+AUTO_RESTARTED = "auto-restarted"  # the notice of an automatic restart that ran
 
 
 def _migrations() -> list[str]:
@@ -79,7 +80,7 @@ class Acknowledgement:
 class StoredEvent:
     id: int
     round: int
-    event: Event | ProcessEvent | NeedsHuman
+    event: Event | ProcessEvent | NeedsHuman | AutoRestarted
     # Of a recovery (a "healthy" again, a process recovery): how its outage (degraded, crash-loop) alert was
     # settled; None while pending.
     outage_delivery: str | None = None
@@ -395,9 +396,12 @@ class Store:
             )
         return states
 
-    def save_auto_restarts(self, states: Mapping[str, RailState], raised: Sequence[NeedsHuman] = ()) -> None:
-        """The rails' states and the "needs a human" alerts they raised, together: never an alert without its
-        latch (raised again after a bot restart) nor a latch without its alert."""
+    def save_auto_restarts(
+        self, states: Mapping[str, RailState], alerts: Sequence[NeedsHuman | AutoRestarted] = ()
+    ) -> None:
+        """The rails' states and the alerts they made (a "needs a human" raised, the notice of a restart that
+        ran), together: never an alert without its latch (raised again after a bot restart) nor a latch, or
+        a counted attempt, without its alert."""
         with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO auto_restarts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -416,12 +420,9 @@ class Store:
                 ],
             )
             self._db.executemany(
-                "INSERT INTO events(round, kind, server_id, reason, since, at) "
-                f"VALUES (?, '{NEEDS_HUMAN}', ?, ?, ?, ?)",
-                [
-                    (self._round, self._server_id(event.server), event.reason, _ts(event.since), _ts(event.since))
-                    for event in raised
-                ],
+                "INSERT INTO events(round, kind, server_id, reason, since, at, process, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(self._round, *_alert_row(alert, self._server_id(alert.server))) for alert in alerts],
             )
 
     def last_person_restarts(self) -> dict[str, RestartRecord]:
@@ -479,7 +480,7 @@ class Store:
             # loop, that named the same start.
             rows = self._db.execute(
                 "SELECT events.id, round, kind, name, events.reason, events.since, events.at, events.cause, "
-                "events.process, (SELECT o.delivery FROM events o WHERE o.kind = CASE events.kind "
+                "events.process, events.detail, (SELECT o.delivery FROM events o WHERE o.kind = CASE events.kind "
                 f"WHEN 'recovery' THEN 'outage' WHEN 'healthy' THEN 'degraded' WHEN '{PROCESS_RECOVERY}' "
                 f"THEN '{CRASH_LOOP}' END AND o.server_id = events.server_id AND o.since = events.since "
                 "AND o.process IS events.process ORDER BY o.id DESC LIMIT 1), acks.by, acks.at, acks.reason "
@@ -487,7 +488,9 @@ class Store:
                 "ON acks.server_id = events.server_id AND acks.since = events.since AND events.process IS NULL "
                 "WHERE delivery = 'pending' ORDER BY events.id"
             ).fetchall()
-        return [StoredEvent(row[0], row[1], _event(*row[2:9]), row[9], _ack(row[3], row[5], *row[10:])) for row in rows]
+        return [
+            StoredEvent(row[0], row[1], _event(*row[2:10]), row[10], _ack(row[3], row[5], *row[11:])) for row in rows
+        ]
 
     def unsilence_outages(self, down_since: Mapping[str, datetime], kind: str = "outage") -> None:
         """Servers still down (or with kind `degraded` still degraded) when their mute ended: their held-back
@@ -823,12 +826,34 @@ def _ack(server: str, since: float, by: str | None, at: float | None, reason: st
     return Acknowledgement(server, since_dt, by, at_dt, reason or "")
 
 
+def _alert_row(alert: NeedsHuman | AutoRestarted, server_id: int) -> tuple[object, ...]:
+    """(kind, server_id, reason, since, at, process, detail) of an automatic-restart alert in the outbox."""
+    if isinstance(alert, NeedsHuman):
+        return NEEDS_HUMAN, server_id, alert.reason, _ts(alert.since), _ts(alert.since), None, None
+    said = {"word": alert.word, "why": alert.why, "answers": alert.answers, "attempt": alert.attempt}
+    detail = json.dumps(said | {"limit": alert.limit})
+    return AUTO_RESTARTED, server_id, alert.trouble, _ts(alert.at), _ts(alert.at), alert.process, detail
+
+
 def _event(
-    kind: str, server: str, reason: str | None, since: float, at: float, cause: str | None, process: str | None
-) -> Event | ProcessEvent | NeedsHuman:
+    kind: str,
+    server: str,
+    reason: str | None,
+    since: float,
+    at: float,
+    cause: str | None,
+    process: str | None,
+    detail: str | None,
+) -> Event | ProcessEvent | NeedsHuman | AutoRestarted:
     since_dt, at_dt = datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(at, UTC)
     if kind == NEEDS_HUMAN:
         return NeedsHuman(server, reason or "", since_dt)
+    if kind == AUTO_RESTARTED:
+        said = json.loads(detail or "{}")
+        return AutoRestarted(
+            server, process, at_dt, said["word"], said["why"], said["answers"], said["attempt"], said["limit"],
+            reason or "",
+        )  # fmt: skip
     if kind == CRASH_LOOP:
         return CrashLoop(server, process or "", reason or "", since_dt)
     if kind == PROCESS_RECOVERY:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from bot.config import Settings, Switch
 from bot.core import heartbeat
-from bot.core.autorestart import NeedsHuman, Trouble, trouble_of
+from bot.core.autorestart import AutoRestarted, NeedsHuman, Trouble, trouble_of
 from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.crashloop import CrashLoop, CrashTracker, ProcessEvent
 from bot.core.exporter import BotMetrics
@@ -33,7 +33,7 @@ from bot.core.maintenance import in_maintenance
 from bot.core.monitor import Degraded, Event, Healthy, Monitor, Outage, Reminder, ServerWatch, outage_id
 from bot.core.processes import ProcessRead, ProcessReport
 from bot.core.push import HeartbeatPush
-from bot.core.selfheal import Restarter, RestartNotices, SelfHealer
+from bot.core.selfheal import Restarter, SelfHealer
 from bot.core.store import NEEDS_HUMAN, Acknowledgement, ServerHistory, Store
 from bot.core.stuck import StuckTracker
 
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 class Alert:
     """The events of one kind raised in one round: what one alert message announces."""
 
-    events: tuple[Event | ProcessEvent | NeedsHuman, ...]
+    events: tuple[Event | ProcessEvent | NeedsHuman | AutoRestarted, ...]
     acknowledged: Mapping[str, Acknowledgement] = field(default_factory=dict)  # by server, for recoveries
 
     @property
@@ -54,7 +54,7 @@ class Alert:
         return isinstance(self.events[0], Outage | CrashLoop | NeedsHuman)
 
 
-class AlertSink(RestartNotices, Protocol):
+class AlertSink(Protocol):
     """Where alerts go (the Discord front's alert channel). The watchdog decides what and when; the sink posts."""
 
     @property
@@ -156,7 +156,7 @@ class Watchdog:
         self._round_completed_at: datetime | None = None  # of the last round recorded: for the heartbeat
         healing = any(server.auto_restart is Switch.ON for server in settings.servers)
         self.healer = (
-            SelfHealer(settings, store, clock, restart, sink, self.flush) if restart is not None and healing else None
+            SelfHealer(settings, store, clock, restart, self.flush) if restart is not None and healing else None
         )
         url = settings.heartbeat_url
         self.push = HeartbeatPush(url, settings.health_timeout) if url is not None else None

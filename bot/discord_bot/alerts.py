@@ -1,4 +1,4 @@
-"""The alert channel: the Discord front's AlertSink, and where restart notices are posted."""
+"""The alert channel: the Discord front's AlertSink (outages, recoveries, pm2 alerts, automatic restarts' notices)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.core.autorestart import NeedsHuman
+from bot.core.autorestart import AutoRestarted, NeedsHuman
 from bot.core.crashloop import CrashLoop, ProcessRecovery
 from bot.core.diagnosis import hints
 from bot.core.monitor import Event, Outage, Reminder
-from bot.core.selfheal import AutoRestarted
 from bot.core.watchdog import Alert
 from bot.discord_bot import outgoing
 from bot.discord_bot.acknowledge import alert_view
@@ -61,21 +60,21 @@ class AlertChannel:
         processes = [event for event in alert.events if isinstance(event, CrashLoop | ProcessRecovery)]
         if processes:  # an alert holds events of one kind: all of pm2's, or none
             return await self.post(embed=process_alert_embed(processes), ping_role=ping_role)
+        told = [event for event in alert.events if isinstance(event, AutoRestarted)]
+        if told:  # notices: a line each, pinging nobody
+            return await self.post(content="\n".join(map(auto_restart_notice, told)))
         given_up = [event for event in alert.events if isinstance(event, NeedsHuman)]
         if given_up:
             servers = [event.server for event in given_up]
             return await self.post(
                 embed=needs_human_embed(given_up), view=restart_view(settings, servers), ping_role=ping_role
             )
-        events = [event for event in alert.events if not isinstance(event, CrashLoop | ProcessRecovery | NeedsHuman)]
+        others = CrashLoop | ProcessRecovery | NeedsHuman | AutoRestarted
+        events = [event for event in alert.events if not isinstance(event, others)]
         embed = alert_embed(events, alert.acknowledged)
         for hint in self._hints(events):
             embed.add_field(name=f"{HINT} Hint", value=hint, inline=False)
         return await self.post(embed=embed, view=alert_view(settings, events), ping_role=ping_role)
-
-    async def auto_restarted(self, done: AutoRestarted) -> bool:
-        """The notice of an automatic restart: a line, pinging nobody."""
-        return await self.post(content=auto_restart_notice(done))
 
     def _hints(self, events: Sequence[Event]) -> list[str]:
         """For one server offline: what its last pm2 list and the reason say together (servers with the gate)."""

@@ -13,12 +13,11 @@ import discord
 from discord.utils import format_dt
 
 from bot.config import ServerConfig
-from bot.core.autorestart import NeedsHuman
+from bot.core.autorestart import AutoRestarted, NeedsHuman
 from bot.core.diagnosis import hints
 from bot.core.health import Condition, HealthResult, fix
 from bot.core.monitor import Degraded, Event, Healthy, Outage, Recovery, Reminder
 from bot.core.processes import ProcessReport
-from bot.core.selfheal import AutoRestarted
 from bot.core.service import CUT_OFF_REASON, INTERRUPTED, RestartResult, restart_request
 from bot.core.store import (
     Acknowledgement,
@@ -324,14 +323,11 @@ def restart_announcement(results: Sequence[RestartResult], user: discord.abc.Use
 def auto_restart_notice(done: AutoRestarted) -> str:
     """The alert channel's line after an automatic restart, e.g. `🔁 Main restarted automatically: restarted
     (answers again: yes)`, and on a second line which attempt it was and why."""
-    result = done.result
-    subject = (
-        f"**{result.server}**" if result.process is None else f"pm2 process `{result.process}` of **{result.server}**"
-    )
-    why = "" if result.succeeded else f", {escape(result.reason)}"
-    answer = "not checked" if result.health is None else "yes" if result.health.online else "no"
+    subject = f"**{done.server}**" if done.process is None else f"pm2 process `{done.process}` of **{done.server}**"
+    why = f", {escape(done.why)}" if done.why else ""
+    answer = "not checked" if done.answers is None else "yes" if done.answers else "no"
     return (
-        f"{RESTART} {subject} restarted automatically: {result.word}{why} (answers again: {answer})\n"
+        f"{RESTART} {subject} restarted automatically: {done.word}{why} (answers again: {answer})\n"
         f"Attempt {done.attempt} of {done.limit} in 6 h · {escape(done.trouble)}"
     )
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import ServerConfig
-from bot.core.autorestart import NeedsHuman, Outcome
+from bot.core.autorestart import AutoRestarted, NeedsHuman, Outcome
 from bot.core.health import HealthResult
 from bot.core.locks import Holder, Locked
 from bot.core.monitor import outage_id
-from bot.core.selfheal import AUTOMATIC, AutoRestarted, outcome
+from bot.core.selfheal import AUTOMATIC, outcome
 from bot.core.service import NOT_STARTED_REASON, STOPPED_REASON, Requester, RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import FILE_NAME, Origin, RestartRecord, Store
@@ -35,13 +35,11 @@ MINUTE = timedelta(minutes=1)
 
 @dataclass
 class Notices(Sink):
-    """The recording sink, with the notices of automatic restarts."""
+    """The recording sink; `notices`: the automatic restarts' notices it posted, through the outbox."""
 
-    notices: list[AutoRestarted] = field(default_factory=list)
-
-    async def auto_restarted(self, done: AutoRestarted) -> bool:
-        self.notices.append(done)
-        return True
+    @property
+    def notices(self) -> list[AutoRestarted]:
+        return [event for alert in self.posted for event in alert.events if isinstance(event, AutoRestarted)]
 
 
 @dataclass
@@ -141,12 +139,15 @@ async def test_a_server_that_stays_down_gets_three_restarts_with_growing_gaps_th
     await world.rounds(120)
     assert world.restarts.minutes() == [5, 15, 35]  # 5 min after the first failed check, then 10, then 20
     assert {(name, who, process) for name, who, process, _ in world.restarts.calls} == {("Main", AUTOMATIC, None)}
-    assert [(n.attempt, n.limit, n.result.word, n.trouble) for n in world.sink.notices] == [
+    assert [(n.attempt, n.limit, n.word, n.trouble) for n in world.sink.notices] == [
         (number, 3, "restarted", "offline (refused)") for number in (1, 2, 3)
     ]
-    assert world.sink.kinds() == [("Outage", "Main", "Backup"), ("NeedsHuman", "Main")]  # Backup: not opted in
-    (given_up,) = world.sink.posted[1].events
-    assert isinstance(given_up, NeedsHuman) and world.sink.posted[1].pages
+    notices = [("AutoRestarted", "Main")] * 3  # through the outbox, each when its restart ended: they page nobody
+    kinds = [("Outage", "Main", "Backup"), *notices, ("NeedsHuman", "Main")]  # Backup: not opted in
+    assert world.sink.kinds() == kinds
+    assert [alert.pages for alert in world.sink.posted] == [True, False, False, False, True]
+    (given_up,) = world.sink.posted[-1].events
+    assert isinstance(given_up, NeedsHuman)
     assert given_up.reason == "3 automatic restart(s) in 6 h did not bring it back"
     assert given_up.since == START + 35 * MINUTE
     assert ("needs-human", "Main", "delivered") in deliveries(world.settings.data_dir)
@@ -158,8 +159,23 @@ async def test_one_that_comes_back_after_the_first_restart_gets_exactly_one(worl
     await world.rounds(60)
     assert world.restarts.minutes() == [5]
     (notice,) = world.sink.notices
-    assert notice.result.health is not None and notice.result.health.online
-    assert world.sink.kinds() == [("Outage", "Main"), ("Recovery", "Main")]
+    assert notice.answers is True
+    assert world.sink.kinds() == [("Outage", "Main"), ("AutoRestarted", "Main"), ("Recovery", "Main")]
+
+
+async def test_a_notice_discord_cannot_take_waits_and_is_posted_once_it_can(world: Healing) -> None:
+    world.restarts.brings_back = True
+    world.fleet.up["Main"] = False
+    await world.rounds(4)
+    world.sink.refusing = True  # Discord away when the restart of minute 5 ends
+    await world.rounds(3)
+    assert world.restarts.minutes() == [5] and world.sink.notices == []
+    world.sink.refusing = False
+    await world.rounds(3)
+    (notice,) = world.sink.notices
+    assert (notice.server, notice.word, notice.answers, notice.attempt) == ("Main", "restarted", True, 1)
+    assert world.sink.kinds() == [("Outage", "Main"), ("AutoRestarted", "Main"), ("Recovery", "Main")]
+    assert ("auto-restarted", "Main", "delivered") in deliveries(world.settings.data_dir)
 
 
 async def test_the_limit_and_the_call_for_a_human_survive_bot_restarts(world: Healing) -> None:
@@ -237,7 +253,7 @@ async def test_two_restarts_in_a_row_that_fail_call_a_human(world: Healing) -> N
     assert world.restarts.minutes() == [5, 15]
     (given_up,) = world.needs_human()
     assert given_up.reason == "2 automatic restarts in a row failed (timed out after 30 s)"
-    assert [n.result.word for n in world.sink.notices] == ["timed out", "timed out"]
+    assert [n.word for n in world.sink.notices] == ["timed out", "timed out"]
 
 
 async def test_a_restart_refused_because_a_person_s_runs_is_not_counted_and_not_announced(world: Healing) -> None:
@@ -255,7 +271,7 @@ async def test_a_failing_pm2_process_is_restarted_alone(tmp_path: Path, clock: F
     assert [(name, proc) for name, _, proc, _ in world.restarts.calls] == [("Main", "broken")]
     assert world.restarts.minutes() == [5]  # the crash loop's episode began at the first round
     (notice,) = world.sink.notices
-    assert notice.trouble == "pm2 process broken: errored" and notice.result.process == "broken"
+    assert notice.trouble == "pm2 process broken: errored" and notice.process == "broken"
     world.store.close()
 
 

@@ -1,12 +1,13 @@
-"""What the store keeps of automatic restarts (schema 8): the rails' state with the "needs a human" alerts
-they raise, the person's last restart, the history, and the counts behind the bot's own metrics."""
+"""What the store keeps of automatic restarts (schemas 8 and 9): the rails' state with the alerts they make
+("needs a human", the notice of a restart that ran), the person's last restart, the history, and the counts
+behind the bot's own metrics."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
-from bot.core.autorestart import NeedsHuman, RailState
+from bot.core.autorestart import AutoRestarted, NeedsHuman, RailState
 from bot.core.store import NeedsHumanRecord, Origin, RestartRecord, Store
 from tests.support.database import NOW, older_database, rows
 
@@ -35,6 +36,19 @@ def test_the_rails_state_and_its_call_for_a_human_are_kept_together_across_a_reo
     reopened.close()
 
 
+def test_the_notice_of_an_automatic_restart_waits_in_the_outbox_as_it_was_told(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = Store.open(data)
+    failed = AutoRestarted("A", "poracle", NOW, "failed", "exit code 1", None, 2, 3, "pm2 process poracle: errored")
+    fixed = AutoRestarted("B", None, NOW, "restarted", "", True, 1, 3, "offline (connection refused)")
+    store.save_auto_restarts({"A": RailState(streak=2), "B": RailState(streak=1)}, [failed, fixed])
+    store.close()
+    reopened = Store.open(data)  # a bot restarted before Discord came back
+    assert [pending.event for pending in reopened.pending_events()] == [failed, fixed]
+    assert reopened.load_auto_restarts()["A"] == RailState(streak=2)  # written together
+    reopened.close()
+
+
 def test_a_schema_7_database_gains_the_table(tmp_path: Path) -> None:
     data = tmp_path / "data"
     older_database(data, 7).close()
@@ -43,7 +57,7 @@ def test_a_schema_7_database_gains_the_table(tmp_path: Path) -> None:
     store.save_auto_restarts({"A": RailState(streak=1)})
     assert store.load_auto_restarts() == {"A": RailState(streak=1)}
     store.close()
-    assert rows(data, "PRAGMA user_version") == [(8,)]
+    assert rows(data, "PRAGMA user_version") == [(9,)]  # and on to the notices' detail
 
 
 def test_the_last_restart_by_a_person_is_read_from_the_audit_leaving_automatic_ones_out(tmp_path: Path) -> None:

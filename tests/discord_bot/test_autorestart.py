@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.autorestart import NeedsHuman
+from bot.core.autorestart import AutoRestarted, NeedsHuman, Restart
 from bot.core.health import HealthResult
-from bot.core.selfheal import AUTOMATIC, AutoRestarted
+from bot.core.selfheal import AUTOMATIC, notice
 from bot.core.service import RestartResult
 from bot.core.ssh import CommandOutcome, CommandResult
 from bot.core.store import NeedsHumanRecord, Origin, RestartRecord
@@ -40,7 +40,7 @@ def done(word: CommandOutcome, online: bool, process: str | None = None) -> Auto
     command = CommandResult(word, "exit code 0" if word is CommandOutcome.SUCCEEDED else "exit code *1*", 0, "", 1.0)
     health = HealthResult("Main", online, NOW, reason=None if online else "connection refused")
     result = RestartResult("Main", AUTOMATIC, command, health, process=process)
-    return AutoRestarted(result, 2, 3, "offline (connection refused)")
+    return notice(result, Restart("Main", process, 2, 3, "offline (connection refused)", NOW), NOW)
 
 
 def test_the_notice_says_what_was_restarted_how_it_went_and_why() -> None:
