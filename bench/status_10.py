@@ -102,7 +102,8 @@ async def measure(runs: int, answering: int, hung: int) -> tuple[list[float], li
         async with front.monitoring(), double.connected(bot):
             await first_round.wait()  # the monitor's first round: the picture the answers start from
             for run in range(1, runs + 1):
-                if rotated([False, True], run)[0]:  # the floor first every other run
+                floor_first = rotated([False, True], run)[0]  # the floor first every other run, else after
+                if floor_first:
                     floor.append(await bare_checks(urls))
                 patches = len(double.requests_to("PATCH", "/webhooks/*/messages/@original"))
                 record = await double.slash(double.admins[0], "poracle", "status", wait=False)
@@ -121,7 +122,7 @@ async def measure(runs: int, answering: int, hung: int) -> tuple[list[float], li
                 first.append(answered)
                 final.append(done)
                 edits.append(count)
-                if len(floor) < run:
+                if not floor_first:
                     floor.append(await bare_checks(urls))
     return first, final, floor, edits
 
